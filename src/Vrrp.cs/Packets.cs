@@ -1,0 +1,1 @@
+namespace Lb.Vrrp; public static class Placeholder { }

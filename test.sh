@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs the whole test suite and prints one closing line: "tests: P passed, F failed[, S skipped]".
+# Skipped tests are allowed only when not running as root (VRRP/failover tests need root).
+set -uo pipefail
+cd "$(dirname "$0")"
+results=artifacts/test-results
+rm -rf "$results"
+dotnet build Lb.sln -c Release -nologo -clp:ErrorsOnly 1>&2 || { echo "tests: 0 passed, 1 failed"; exit 1; }
+dotnet test Lb.sln -c Release --no-build -nologo "$@"
+status=$?
+passed=0; failed=0; skipped=0
+for trx in "$results"/*.trx; do
+  [ -f "$trx" ] || continue
+  line=$(grep -o '<Counters [^>]*>' "$trx")
+  p=$(sed -n 's/.* passed="\([0-9]*\)".*/\1/p' <<<"$line"); f=$(sed -n 's/.* failed="\([0-9]*\)".*/\1/p' <<<"$line")
+  nr=$(sed -n 's/.* notExecuted="\([0-9]*\)".*/\1/p' <<<"$line")
+  passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0})); skipped=$((skipped + ${nr:-0}))
+done
+# A crashed test host exits non-zero without counting a failure: count it as one.
+if [ $status -ne 0 ] && [ $failed -eq 0 ]; then failed=1; fi
+if [ "$(id -u)" = "0" ] && [ $skipped -gt 0 ]; then
+  echo "$skipped test(s) were skipped while running as root: that is a failure here" >&2
+  failed=$((failed + skipped))
+fi
+if [ $skipped -gt 0 ]; then
+  echo "tests: $passed passed, $failed failed, $skipped skipped"
+else
+  echo "tests: $passed passed, $failed failed"
+fi
+[ $failed -eq 0 ]
