@@ -1,0 +1,1 @@
+module Lb.Rules.Tests.BalancingTests
