@@ -1,0 +1,27 @@
+namespace Lb.Rules
+
+open System
+
+/// The outcome of loading a config, shaped for C#: either `Config` is set or `Errors` is non-empty.
+[<AllowNullLiteral>]
+type ConfigLoad(config: LbConfig option, errors: ConfigError array) =
+    member _.IsValid = config.IsSome
+    member _.Config = match config with Some c -> c | None -> Unchecked.defaultof<_>
+    member _.Errors = errors
+
+/// The C#-facing facade of the rules: tupled, PascalCase, arrays (STYLE rule 5).
+[<AbstractClass; Sealed>]
+type Rules =
+    /// Loads config text; `baseDir` resolves relative paths, `fileExists` checks the PEM files.
+    static member LoadConfig(text: string, baseDir: string, fileExists: Func<string, bool>) =
+        match Config.parseText text baseDir fileExists.Invoke with
+        | Ok config -> ConfigLoad(Some config, [||])
+        | Error errors -> ConfigLoad(None, Array.ofList errors)
+
+    static member Summary(config: LbConfig) = Config.summary config
+
+    static member Compile(config: LbConfig) = Snapshot config
+
+    static member RewriteLocation(context: ResponseContext, value: string) = HeaderRewrite.rewriteLocation context value
+
+    static member RewriteSetCookie(prefix: string, value: string) = HeaderRewrite.rewriteSetCookie prefix value

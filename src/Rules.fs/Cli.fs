@@ -1,0 +1,80 @@
+namespace Lb.Rules
+
+open Argu
+
+type ConfigArgs =
+    | [<AltCommandLine("-c"); Mandatory; Unique>] Config of file: string
+
+    interface IArgParserTemplate with
+        member this.Usage =
+            match this with
+            | Config _ -> "the lb config file (TOML)"
+
+type ExplainArgs =
+    | [<AltCommandLine("-c"); Mandatory; Unique>] Config of file: string
+    | [<MainCommand; Mandatory; Unique>] Url of url: string
+
+    interface IArgParserTemplate with
+        member this.Usage =
+            match this with
+            | Config _ -> "the lb config file (TOML)"
+            | Url _ -> "the URL to explain, like https://site/app1/x"
+
+type DemoArgs =
+    | [<Unique>] Https_Port of port: int
+    | [<Unique>] Http_Port of port: int
+
+    interface IArgParserTemplate with
+        member this.Usage =
+            match this with
+            | Https_Port _ -> "https port of the demo (default 8443)"
+            | Http_Port _ -> "http port of the demo (default 8080)"
+
+type LbArgs =
+    | [<CliPrefix(CliPrefix.None)>] Run of ParseResults<ConfigArgs>
+    | [<CliPrefix(CliPrefix.None)>] Check of ParseResults<ConfigArgs>
+    | [<CliPrefix(CliPrefix.None)>] Explain of ParseResults<ExplainArgs>
+    | [<CliPrefix(CliPrefix.None)>] Demo of ParseResults<DemoArgs>
+    | Version
+
+    interface IArgParserTemplate with
+        member this.Usage =
+            match this with
+            | Run _ -> "run lb on a config file"
+            | Check _ -> "validate a config file: every error with line:column, or a one-line summary"
+            | Explain _ -> "print the decision lb makes for a URL"
+            | Demo _ -> "run lb on an embedded demo: 3 apps x 3 built-in backends, self-signed certificate"
+            | Version -> "print the version"
+
+/// The command the user asked for, as the C# shell consumes it.
+type Command =
+    | RunCommand of configFile: string
+    | CheckCommand of configFile: string
+    | ExplainCommand of configFile: string * url: string
+    | DemoCommand of httpsPort: int * httpPort: int
+    | VersionCommand
+    /// `--help` or a parse error: the text to print and the exit code.
+    | UsageCommand of text: string * exitCode: int
+
+[<RequireQualifiedAccess>]
+module Cli =
+    let private parser = lazy (ArgumentParser.Create<LbArgs>(programName = "lb"))
+
+    let private toCommand (results: ParseResults<LbArgs>) =
+        match results.GetSubCommand() with
+        | Run r -> RunCommand(r.GetResult ConfigArgs.Config)
+        | Check c -> CheckCommand(c.GetResult ConfigArgs.Config)
+        | Explain e -> ExplainCommand(e.GetResult ExplainArgs.Config, e.GetResult ExplainArgs.Url)
+        | Demo d -> DemoCommand(d.GetResult(Https_Port, defaultValue = 8443), d.GetResult(Http_Port, defaultValue = 8080))
+        | Version -> VersionCommand
+
+    /// Parses the command line; never throws.
+    [<CompiledName("Parse")>]
+    let parse (argv: string array) : Command =
+        try
+            let results = parser.Value.ParseCommandLine(argv, raiseOnUsage = true)
+            if results.GetAllResults().IsEmpty then UsageCommand(parser.Value.PrintUsage(), 2)
+            else toCommand results
+        with
+        | :? ArguParseException as e when e.ErrorCode = ErrorCode.HelpText -> UsageCommand(e.Message, 0)
+        | :? ArguParseException as e -> UsageCommand(e.Message, 2)

@@ -1,0 +1,398 @@
+namespace Lb.Rules
+
+open System
+open System.Globalization
+open System.Net
+
+/// Reading typed values out of a `TomlTable`, collecting every error instead of stopping at the first.
+/// Each reader records an error and returns a fallback, so validation can go on and report everything.
+module ConfigReading =
+    type Errors = ResizeArray<ConfigError>
+
+    /// A table with the dotted path it was found at, so errors can name `apps.app1.servers[2].address`.
+    type Section = { Path: string; Table: TomlTable }
+
+    let keyword (section: Section) key =
+        if section.Path = "" then key else section.Path + "." + key
+
+    let addError (errors: Errors) kw (at: Position) message hint =
+        errors.Add
+            { Keyword = kw
+              Line = at.Line
+              Column = at.Column
+              Message = message
+              Hint = hint }
+
+    let tryGet (section: Section) key =
+        section.Table.Entries |> List.tryFind (fun (name, _, _) -> name = key)
+
+    /// Levenshtein distance, for "did you mean" hints on misspelt keywords.
+    let private distance (a: string) (b: string) =
+        let d = Array2D.init (a.Length + 1) (b.Length + 1) (fun i j -> if i = 0 then j elif j = 0 then i else 0)
+        for i in 1 .. a.Length do
+            for j in 1 .. b.Length do
+                let cost = if a[i - 1] = b[j - 1] then 0 else 1
+                d[i, j] <- min (min (d[i - 1, j] + 1) (d[i, j - 1] + 1)) (d[i - 1, j - 1] + cost)
+        d[a.Length, b.Length]
+
+    let suggestion (known: string list) (unknown: string) =
+        known
+        |> List.map (fun k -> k, distance k unknown)
+        |> List.filter (fun (_, d) -> d <= 3)
+        |> List.sortBy snd
+        |> List.tryHead
+        |> Option.map (fun (k, _) -> $"did you mean '{k}'?")
+        |> Option.defaultValue ("known keys here: " + String.Join(", ", known))
+
+    /// Every key of a section must be one lb knows: a typo must not silently fall back to a default.
+    let rejectUnknownKeys errors (section: Section) (known: string list) =
+        for name, at, _ in section.Table.Entries do
+            if not (List.contains name known) then
+                addError errors (keyword section name) at "unknown key" (suggestion known name)
+
+    let private wrongType errors kw node expected =
+        addError errors kw (TomlNode.position node) $"expected {expected}, found {TomlNode.kindName node}" ""
+
+    let optString errors section key : (string * Position) option =
+        match tryGet section key with
+        | Some(_, _, TString(s, at)) -> Some(s, at)
+        | Some(_, _, node) ->
+            wrongType errors (keyword section key) node "a string"
+            None
+        | None -> None
+
+    let optInt errors section key : (int64 * Position) option =
+        match tryGet section key with
+        | Some(_, _, TInteger(i, at)) -> Some(i, at)
+        | Some(_, _, node) ->
+            wrongType errors (keyword section key) node "an integer"
+            None
+        | None -> None
+
+    let optBool errors section key : bool option =
+        match tryGet section key with
+        | Some(_, _, TBoolean(b, _)) -> Some b
+        | Some(_, _, node) ->
+            wrongType errors (keyword section key) node "true or false"
+            None
+        | None -> None
+
+    let optTable errors section key : Section option =
+        match tryGet section key with
+        | Some(_, _, TTable t) -> Some { Path = keyword section key; Table = t }
+        | Some(_, _, node) ->
+            wrongType errors (keyword section key) node "a table"
+            None
+        | None -> None
+
+    /// An integer within bounds, or the default when absent.
+    let intInRange errors section key (low: int) (high: int) (fallback: int) =
+        match optInt errors section key with
+        | Some(i, _) when i >= int64 low && i <= int64 high -> int i
+        | Some(i, at) ->
+            addError errors (keyword section key) at $"{i} is out of range" $"use a value from {low} to {high}"
+            fallback
+        | None -> fallback
+
+    let private durationUnits =
+        [ "ms", 1.0; "s", 1000.0; "m", 60_000.0; "h", 3_600_000.0 ]
+
+    /// `"250ms"`, `"5s"`, `"1.5m"`, `"2h"`. A bare number is refused: HAProxy reads it as milliseconds,
+    /// keepalived as seconds, and that ambiguity is a classic outage.
+    let parseDuration (text: string) : TimeSpan option =
+        let text = text.Trim()
+        durationUnits
+        |> List.sortByDescending (fun (u, _) -> u.Length)
+        |> List.tryPick (fun (unitName, ms) ->
+            if text.EndsWith unitName && text.Length > unitName.Length then
+                let number = text.Substring(0, text.Length - unitName.Length)
+                match Double.TryParse(number, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture) with
+                | true, v when Char.IsDigit number[number.Length - 1] -> Some(TimeSpan.FromMilliseconds(v * ms))
+                | _ -> None
+            else
+                None)
+
+    let duration errors section key (fallback: TimeSpan) =
+        match tryGet section key with
+        | Some(_, _, TString(s, at)) ->
+            match parseDuration s with
+            | Some d when d > TimeSpan.Zero -> d
+            | _ ->
+                addError errors (keyword section key) at $"'{s}' is not a duration" "write it like \"5s\", \"250ms\" or \"1m\""
+                fallback
+        | Some(_, _, node) ->
+            addError
+                errors
+                (keyword section key)
+                (TomlNode.position node)
+                $"expected a duration string, found {TomlNode.kindName node}"
+                "write it with its unit, like \"5s\" or \"250ms\""
+            fallback
+        | None -> fallback
+
+    /// `host:port` or `[v6]:port`; `*:port` listens on every address.
+    let parseEndpoint (text: string) : Result<Endpoint, string> =
+        let hostPort =
+            if text.StartsWith "[" then
+                match text.IndexOf "]:" with
+                | -1 -> Error "an IPv6 address needs the form [addr]:port"
+                | i -> Ok(text.Substring(1, i - 1), text.Substring(i + 2))
+            else
+                match text.LastIndexOf ':' with
+                | -1 -> Error "missing ':port'"
+                | i when text.IndexOf ':' <> i -> Error "an IPv6 address must be written in brackets: [addr]:port"
+                | i -> Ok(text.Substring(0, i), text.Substring(i + 1))
+        let validHost (host: string) =
+            host = "*"
+            || (match IPAddress.TryParse host with
+                | true, _ -> true
+                | _ -> Uri.CheckHostName host = UriHostNameType.Dns)
+        match hostPort with
+        | Error e -> Error e
+        | Ok(host, port) ->
+            match Int32.TryParse(port, NumberStyles.None, CultureInfo.InvariantCulture) with
+            | true, p when p >= 0 && p <= 65535 ->
+                if validHost host then Ok { Host = host; Port = p } else Error $"'{host}' is not an IP address or host name"
+            | _ -> Error $"'{port}' is not a port number (0-65535)"
+
+    let endpoint errors section key : Endpoint option =
+        match optString errors section key with
+        | Some(text, at) ->
+            match parseEndpoint text with
+            | Ok e -> Some e
+            | Error message -> 
+                addError errors (keyword section key) at message "write it like \"127.0.0.1:8443\" or \"[::1]:8443\""
+                None
+        | None -> None
+
+/// Loads and validates the whole configuration from TOML text (Tomlyn), keyword by keyword.
+/// Never throws: every mistake comes back as a `ConfigError` with line, column and a hint.
+[<RequireQualifiedAccess>]
+module Config =
+    open ConfigReading
+
+    let private topLevelKeys = [ "node"; "listen"; "tls"; "defaults"; "apps" ]
+
+    /// `[node] name`: this load balancer's name in logs and stats (HAProxy `node lb1`).
+    let parseNode errors (root: Section) : NodeConfig =
+        match optTable errors root "node" with
+        | Some node ->
+            rejectUnknownKeys errors node [ "name" ]
+            { Name = optString errors node "name" |> Option.map fst |> Option.defaultValue "lb" }
+        | None -> { Name = "lb" }
+
+    /// `[listen] plain_http`: "redirect" (Apache's port-80 vhost) or "proxy" (TLS ends before lb).
+    let parsePlainHttpMode errors (listen: Section) =
+        match optString errors listen "plain_http" with
+        | Some("redirect", _)
+        | None -> PlainHttpMode.RedirectToHttps
+        | Some("proxy", _) -> PlainHttpMode.Proxy
+        | Some(other, at) ->
+            addError errors (keyword listen "plain_http") at $"'{other}' is not a mode" "use \"redirect\" or \"proxy\""
+            PlainHttpMode.RedirectToHttps
+
+    /// `[listen] redirect_status`: 301, 302 (default, as Apache's `[R]`), 303, 307 or 308.
+    let parseRedirectStatus errors (listen: Section) =
+        match optInt errors listen "redirect_status" with
+        | Some(s, _) when List.contains s [ 301L; 302L; 303L; 307L; 308L ] -> int s
+        | Some(s, at) ->
+            addError errors (keyword listen "redirect_status") at $"{s} is not a redirect status" "use 301, 302, 303, 307 or 308"
+            302
+        | None -> 302
+
+    /// `[listen] http`, `https`: the two listeners.
+    let parseListen errors (root: Section) : ListenConfig =
+        let empty = { Path = "listen"; Table = { Entries = []; At = root.Table.At } }
+        let listen = optTable errors root "listen" |> Option.defaultValue empty
+        rejectUnknownKeys errors listen [ "http"; "https"; "plain_http"; "redirect_status" ]
+        let config =
+            { Http = endpoint errors listen "http"
+              Https = endpoint errors listen "https"
+              PlainHttp = parsePlainHttpMode errors listen
+              RedirectStatus = parseRedirectStatus errors listen }
+        if config.Http.IsNone && config.Https.IsNone && errors.Count = 0 then
+            addError errors "listen" listen.Table.At "no listener is configured" "add https = \"127.0.0.1:8443\" under [listen]"
+        match config.Http, config.Https with
+        | Some h, Some s when h = s ->
+            addError errors "listen.https" listen.Table.At "http and https listen on the same address" "give them different ports"
+        | _ -> ()
+        config
+
+    /// A path in config is relative to the config file's folder.
+    let private resolve (baseDir: string) (path: string) =
+        if IO.Path.IsPathRooted path then path else IO.Path.GetFullPath(IO.Path.Combine(baseDir, path))
+
+    let private pemFile errors (section: Section) key baseDir (fileExists: string -> bool) required =
+        match optString errors section key with
+        | Some(path, at) ->
+            let full = resolve baseDir path
+            if not (fileExists full) then
+                addError errors (keyword section key) at $"file not found: {full}" "paths are relative to the config file"
+            Some full
+        | None ->
+            if required then
+                addError errors (keyword section key) section.Table.At "missing" $"add {key} = \"FILE.pem\" under [tls]"
+            None
+
+    /// `[tls] cert`, `key`, `chain`: PEM files, as Apache's SSLCertificateFile/KeyFile/ChainFile.
+    let parseTls errors (root: Section) baseDir fileExists (listen: ListenConfig) : TlsConfig option =
+        match optTable errors root "tls" with
+        | Some tls ->
+            rejectUnknownKeys errors tls [ "cert"; "key"; "chain" ]
+            let cert = pemFile errors tls "cert" baseDir fileExists true
+            let key = pemFile errors tls "key" baseDir fileExists true
+            let chain = pemFile errors tls "chain" baseDir fileExists false
+            match cert, key with
+            | Some c, Some k -> Some { Cert = c; Key = k; Chain = chain }
+            | _ -> None
+        | None ->
+            if listen.Https.IsSome then
+                addError errors "tls" root.Table.At "an https listener needs a certificate" "add a [tls] section with cert and key"
+            None
+
+    let defaultDefaults =
+        { Retries = 3
+          Redispatch = true
+          TimeoutConnect = TimeSpan.FromSeconds 5.0
+          TimeoutClient = TimeSpan.FromSeconds 50.0
+          TimeoutServer = TimeSpan.FromSeconds 50.0 }
+
+    /// `[defaults]`: HAProxy's defaults section (retries, redispatch, contimeout/clitimeout/srvtimeout).
+    let parseDefaults errors (root: Section) : DefaultsConfig =
+        match optTable errors root "defaults" with
+        | Some d ->
+            rejectUnknownKeys errors d [ "retries"; "redispatch"; "timeout_connect"; "timeout_client"; "timeout_server" ]
+            { Retries = intInRange errors d "retries" 0 100 defaultDefaults.Retries
+              Redispatch = optBool errors d "redispatch" |> Option.defaultValue defaultDefaults.Redispatch
+              TimeoutConnect = duration errors d "timeout_connect" defaultDefaults.TimeoutConnect
+              TimeoutClient = duration errors d "timeout_client" defaultDefaults.TimeoutClient
+              TimeoutServer = duration errors d "timeout_server" defaultDefaults.TimeoutServer }
+        | None -> defaultDefaults
+
+    /// An app name is one URL path segment of unreserved characters (RFC 3986 §2.3), so `/name/` routes to it
+    /// without any decoding ambiguity.
+    let isValidAppName (name: string) =
+        name.Length > 0
+        && name.Length <= 64
+        && name <> "."
+        && name <> ".."
+        && name |> Seq.forall (fun c -> Char.IsAsciiLetterOrDigit c || c = '-' || c = '_' || c = '.' || c = '~')
+
+    /// Server names appear in logs, stats and (by default) the persistence cookie: keep them cookie-safe.
+    let isValidServerName (name: string) =
+        name.Length > 0 && name.Length <= 64 && name |> Seq.forall (fun c -> Char.IsAsciiLetterOrDigit c || c = '-' || c = '_' || c = '.')
+
+    /// One entry of `servers = [ { name, address, weight } ]` (HAProxy `server NAME ADDR weight W`).
+    let parseServer errors (section: Section) : ServerConfig option =
+        rejectUnknownKeys errors section [ "name"; "address"; "weight" ]
+        let name =
+            match optString errors section "name" with
+            | Some(n, at) when not (isValidServerName n) ->
+                addError errors (keyword section "name") at $"'{n}' is not a valid server name" "use letters, digits, '-', '_' or '.'"
+                None
+            | Some(n, _) -> Some n
+            | None ->
+                addError errors (keyword section "name") section.Table.At "missing" "every server needs a name"
+                None
+        let address =
+            match endpoint errors section "address" with
+            | Some e when e.Port = 0 || e.Host = "*" ->
+                addError errors (keyword section "address") section.Table.At "a server needs a real host and port" "like \"10.0.0.11:8080\""
+                None
+            | Some e -> Some e
+            | None ->
+                if (tryGet section "address").IsNone then
+                    addError errors (keyword section "address") section.Table.At "missing" "like address = \"10.0.0.11:8080\""
+                None
+        let weight = intInRange errors section "weight" 0 256 1
+        match name, address with
+        | Some n, Some a -> Some { Name = n; Address = a; Weight = weight }
+        | _ -> None
+
+    let private serverSections errors (app: Section) =
+        match tryGet app "servers" with
+        | Some(_, _, TArray(items, _)) ->
+            items
+            |> List.mapi (fun i item ->
+                match item with
+                | TTable t -> Some { Path = $"{app.Path}.servers[{i}]"; Table = t }
+                | node ->
+                    addError errors $"{app.Path}.servers[{i}]" (TomlNode.position node) $"expected a table, found {TomlNode.kindName node}" "write { name = \"s1\", address = \"10.0.0.11:8080\" }"
+                    None)
+            |> List.choose id
+        | Some(_, at, _) ->
+            addError errors (keyword app "servers") at "expected an array of servers" "servers = [ { name = \"s1\", address = \"10.0.0.11:8080\" } ]"
+            []
+        | None ->
+            addError errors (keyword app "servers") app.Table.At "missing" "every app needs at least one server"
+            []
+
+    let private rejectDuplicateServerNames errors (app: Section) (servers: ServerConfig list) =
+        servers
+        |> List.countBy (fun s -> s.Name)
+        |> List.filter (fun (_, n) -> n > 1)
+        |> List.iter (fun (name, _) ->
+            addError errors (keyword app "servers") app.Table.At $"server name '{name}' is used twice" "server names must be unique within an app")
+
+    /// `[apps.NAME]`: one application reached as `/NAME/`, with its servers (HAProxy `backend NAME`).
+    let parseApp errors (app: Section) (name: string) (at: Position) : AppConfig option =
+        rejectUnknownKeys errors app [ "servers" ]
+        if not (isValidAppName name) then
+            addError errors app.Path at $"'{name}' cannot be an app name" "an app name is one path segment: letters, digits, '-', '_', '.', '~'"
+        let servers = serverSections errors app |> List.choose (parseServer errors)
+        if servers.IsEmpty && (tryGet app "servers").IsSome then
+            addError errors (keyword app "servers") app.Table.At "no valid server" "every app needs at least one server"
+        rejectDuplicateServerNames errors app servers
+        if servers.IsEmpty then None else Some { Name = name; Servers = Array.ofList servers }
+
+    let parseApps errors (root: Section) : AppConfig array =
+        match optTable errors root "apps" with
+        | Some apps ->
+            [| for name, at, node in apps.Table.Entries do
+                   match node with
+                   | TTable t ->
+                       match parseApp errors { Path = $"apps.{name}"; Table = t } name at with
+                       | Some app -> yield app
+                       | None -> ()
+                   | other -> addError errors $"apps.{name}" at $"expected a table, found {TomlNode.kindName other}" $"write [apps.{name}]" |]
+        | None ->
+            addError errors "apps" root.Table.At "no app is configured" "add [apps.app1] with servers = [...]"
+            [||]
+
+    /// Reads the whole file. `baseDir` resolves relative paths; `fileExists` is injected so this stays pure.
+    let parseText (text: string) (baseDir: string) (fileExists: string -> bool) : Result<LbConfig, ConfigError list> =
+        match TomlTree.parse text with
+        | Error syntax ->
+            Error
+                [ for message, at in syntax ->
+                      { Keyword = "syntax"; Line = at.Line; Column = at.Column; Message = message; Hint = "see https://toml.io for TOML syntax" } ]
+        | Ok table ->
+            let errors = Errors()
+            let root = { Path = ""; Table = table }
+            rejectUnknownKeys errors root topLevelKeys
+            let node = parseNode errors root
+            let listen = parseListen errors root
+            let tls = parseTls errors root baseDir fileExists listen
+            let defaults = parseDefaults errors root
+            let apps = parseApps errors root
+            if errors.Count > 0 then
+                Error(errors |> Seq.sortBy (fun e -> e.Line, e.Column) |> List.ofSeq)
+            else
+                Ok
+                    { Node = node
+                      Listen = listen
+                      Tls = tls
+                      Defaults = defaults
+                      Apps = apps }
+
+    /// The one-line summary `lb check` prints for a valid config.
+    let summary (config: LbConfig) =
+        let servers = config.Apps |> Array.sumBy (fun a -> a.Servers.Length)
+        let listeners =
+            [ config.Listen.Https |> Option.map (fun e -> $"https {e}")
+              config.Listen.Http
+              |> Option.map (fun e ->
+                  let mode = if config.Listen.PlainHttp = PlainHttpMode.Proxy then "proxy" else "redirect"
+                  $"http {e} ({mode})") ]
+            |> List.choose id
+        $"config OK: node {config.Node.Name}, {config.Apps.Length} apps, {servers} servers, " + String.Join(", ", listeners)

@@ -1,0 +1,114 @@
+namespace Lb.Rules
+
+open System
+open System.Text
+
+/// Request paths: normalisation before routing, and the app prefix strip/re-add (HAProxy `reqirep` and
+/// Apache `ProxyPassReverse` of the seed, for every app at once).
+[<RequireQualifiedAccess>]
+module Paths =
+    /// RFC 3986 §2.3 unreserved characters: the only ones whose percent-encoding may be decoded without
+    /// changing what the URI means (§6.2.2.2).
+    let isUnreserved (c: char) =
+        Char.IsAsciiLetterOrDigit c || c = '-' || c = '.' || c = '_' || c = '~'
+
+    /// Characters a path may carry literally (RFC 3986 §3.3 pchar less '%', plus '/').
+    let private isPathChar (c: char) =
+        isUnreserved c || "!$&'()*+,;=:@/".IndexOf c >= 0
+
+    let private hexValue (c: char) =
+        if c >= '0' && c <= '9' then int c - int '0'
+        elif c >= 'a' && c <= 'f' then int c - int 'a' + 10
+        elif c >= 'A' && c <= 'F' then int c - int 'A' + 10
+        else -1
+
+    let private appendEncoded (sb: StringBuilder) (b: int) =
+        sb.Append('%').Append("0123456789ABCDEF"[b >>> 4]).Append("0123456789ABCDEF"[b &&& 15]) |> ignore
+
+    /// A byte that no path may carry, encoded or not: C0 controls (CR, LF, NUL...) and DEL.
+    let private isForbiddenByte (b: int) = b < 0x20 || b = 0x7F
+
+    /// Decodes unreserved percent-escapes (so `%2e%2E` is a dot-segment), upper-cases the others, encodes
+    /// characters a path may not hold literally, and refuses control characters. `%2F` stays encoded, so an
+    /// encoded slash can never become a path separator for routing.
+    let private canonicalEscapes (raw: string) : Result<string, string> =
+        let sb = StringBuilder(raw.Length)
+        let mutable error = None
+        let mutable i = 0
+        while error.IsNone && i < raw.Length do
+            let c = raw[i]
+            if c = '%' then
+                if i + 2 < raw.Length && hexValue raw[i + 1] >= 0 && hexValue raw[i + 2] >= 0 then
+                    let b = hexValue raw[i + 1] * 16 + hexValue raw[i + 2]
+                    if isForbiddenByte b then error <- Some "encoded control character in path"
+                    elif b < 0x80 && isUnreserved (char b) then sb.Append(char b) |> ignore
+                    else appendEncoded sb b
+                    i <- i + 3
+                else
+                    error <- Some "invalid percent-encoding in path"
+            elif int c < 0x80 && isForbiddenByte (int c) then
+                error <- Some "control character in path"
+            elif isPathChar c then
+                sb.Append c |> ignore
+                i <- i + 1
+            else
+                for b in Encoding.UTF8.GetBytes(string c) do
+                    appendEncoded sb (int b)
+                i <- i + 1
+        match error with
+        | Some e -> Error e
+        | None -> Ok(sb.ToString())
+
+    /// `//a///b` → `/a/b`: empty segments are merged (nginx `merge_slashes`), so `//app1/` routes like `/app1/`.
+    let private mergeSlashes (path: string) =
+        if not (path.Contains "//") then path
+        else
+            let sb = StringBuilder(path.Length)
+            for c in path do
+                if not (c = '/' && sb.Length > 0 && sb[sb.Length - 1] = '/') then sb.Append c |> ignore
+            sb.ToString()
+
+    /// RFC 3986 §5.2.4 remove_dot_segments, on a path that starts with '/'. The result starts with '/' and
+    /// holds no `.` or `..` segment, so `/app1/../app2/x` is `/app2/x` and `/../x` is `/x`.
+    let removeDotSegments (path: string) =
+        let segments = path.Split '/'
+        let output = Collections.Generic.List<string>()
+        // segments[0] is the empty string before the leading '/'.
+        for i in 1 .. segments.Length - 1 do
+            let segment = segments[i]
+            let isLast = i = segments.Length - 1
+            match segment with
+            | "." -> if isLast then output.Add ""
+            | ".." ->
+                if output.Count > 0 then output.RemoveAt(output.Count - 1)
+                if isLast then output.Add ""
+            | s -> output.Add s
+        "/" + String.Join("/", output)
+
+    /// The path lb routes on and forwards: canonical escapes, merged slashes, no dot-segments.
+    /// Rejects (with a reason) paths not starting with '/', bad percent-encodings and control characters.
+    let normalize (rawPath: string) : Result<string, string> =
+        if String.IsNullOrEmpty rawPath || rawPath[0] <> '/' then
+            Error "the request target must be a path starting with '/'"
+        else
+            canonicalEscapes rawPath |> Result.map (mergeSlashes >> removeDotSegments)
+
+    /// Splits `/seg/rest` into `seg` and the rest (`/rest`, or None for `/seg` with no slash after it).
+    let firstSegment (path: string) : string * string option =
+        match path.IndexOf('/', 1) with
+        | -1 -> path.Substring 1, None
+        | i -> path.Substring(1, i - 1), Some(path.Substring i)
+
+    /// HAProxy `reqirep ^([^\ ]*)\ /app1/([^\ ]*)` → `/\2`: `/app1/x` → `/x`. Rejects paths outside the prefix.
+    let stripPrefix (prefix: string) (path: string) : string option =
+        if path.Length > prefix.Length && path.StartsWith(prefix, StringComparison.Ordinal) && path[prefix.Length] = '/' then
+            Some(path.Substring prefix.Length)
+        else
+            None
+
+    /// The inverse of `stripPrefix` for a backend path: `/x` → `/app1/x`.
+    let addPrefix (prefix: string) (backendPath: string) = prefix + backendPath
+
+    /// A query is forwarded as received, but never with a control character (request splitting).
+    let isSafeQuery (query: string) =
+        query |> Seq.forall (fun c -> not (isForbiddenByte (int c)))
