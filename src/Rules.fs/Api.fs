@@ -3,7 +3,6 @@ namespace Lb.Rules
 open System
 
 /// The outcome of loading a config, shaped for C#: either `Config` is set or `Errors` is non-empty.
-[<AllowNullLiteral>]
 type ConfigLoad(config: LbConfig option, errors: ConfigError array) =
     member _.IsValid = config.IsSome
     member _.Config = match config with Some c -> c | None -> Unchecked.defaultof<_>

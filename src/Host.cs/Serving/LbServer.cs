@@ -1,0 +1,100 @@
+using System.Diagnostics;
+using System.Net;
+using System.Security.Authentication;
+using System.Security.Cryptography.X509Certificates;
+using Lb.Host.Forwarding;
+using Lb.Rules;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Yarp.ReverseProxy.Forwarder;
+
+namespace Lb.Host.Serving;
+
+/// <summary>
+/// One running lb: Kestrel listeners (http, https with HTTP/1.1 and HTTP/2 by ALPN) and the forwarding
+/// endpoint. Built from a validated config; it decides nothing itself.
+/// </summary>
+public sealed class LbServer : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+
+    private LbServer(WebApplication app) => _app = app;
+
+    public static async Task<LbServer> StartAsync(LbConfig config, Action<ILoggingBuilder>? logging = null)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        if (logging is null)
+            builder.Logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning)
+                .AddFilter("Yarp", LogLevel.Error);
+        else
+            logging(builder.Logging);
+        builder.WebHost.UseKestrel(kestrel => ConfigureListeners(kestrel, config));
+        builder.Services.AddHttpForwarder();
+        builder.Services.AddSingleton(new ForwardingState(config));
+        builder.Services.AddSingleton<ProxyEndpoint>();
+
+        var app = builder.Build();
+        var endpoint = app.Services.GetRequiredService<ProxyEndpoint>();
+        app.Map("/{**catch-all}", endpoint.HandleAsync);
+        await app.StartAsync();
+        return new LbServer(app);
+    }
+
+    private static void ConfigureListeners(KestrelServerOptions kestrel, LbConfig config)
+    {
+        kestrel.AddServerHeader = false;
+        kestrel.Limits.KeepAliveTimeout = config.Defaults.TimeoutClient;
+        kestrel.Limits.RequestHeadersTimeout = config.Defaults.TimeoutClient;
+        if (config.Listen.Http is { } http)
+            Listen(kestrel, http.Value, listen => listen.Protocols = HttpProtocols.Http1);
+        if (config.Listen.Https is { } https && config.Tls is { } tls)
+        {
+            var certificate = LoadCertificate(tls.Value);
+            Listen(kestrel, https.Value, listen =>
+            {
+                listen.Protocols = HttpProtocols.Http1AndHttp2;
+                listen.UseHttps(options =>
+                {
+                    options.ServerCertificate = certificate.Leaf;
+                    options.ServerCertificateChain = certificate.Chain;
+                    options.SslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13;
+                });
+            });
+        }
+    }
+
+    private static void Listen(KestrelServerOptions kestrel, Lb.Rules.Endpoint endpoint, Action<ListenOptions> configure)
+    {
+        if (endpoint.Host == "*")
+            kestrel.ListenAnyIP(endpoint.Port, configure);
+        else if (endpoint.Host == "localhost")
+            kestrel.ListenLocalhost(endpoint.Port, configure);
+        else
+            kestrel.Listen(IPAddress.Parse(endpoint.Host), endpoint.Port, configure);
+    }
+
+    private sealed record CertificateWithChain(X509Certificate2 Leaf, X509Certificate2Collection Chain);
+
+    /// <summary>PEM cert + key as Apache's SSLCertificateFile/KeyFile; the chain file as SSLCertificateChainFile.</summary>
+    private static CertificateWithChain LoadCertificate(TlsConfig tls)
+    {
+        var leaf = X509Certificate2.CreateFromPemFile(tls.Cert, tls.Key);
+        var chain = new X509Certificate2Collection();
+        if (tls.Chain is { } chainFile)
+            chain.ImportFromPemFile(chainFile.Value);
+        return new CertificateWithChain(leaf, chain);
+    }
+
+    /// <summary>The addresses Kestrel actually bound (useful when a port is 0).</summary>
+    public IReadOnlyCollection<string> Addresses =>
+        _app.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>()
+            .Features.Get<Microsoft.AspNetCore.Hosting.Server.Features.IServerAddressesFeature>()?.Addresses.ToArray() ?? [];
+
+    public Task WaitForShutdownAsync() => _app.WaitForShutdownAsync();
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+}
