@@ -52,3 +52,21 @@ public static class Generators
         from cut in Gen.Choose(0, 80)
         select new Mutation(offset, (byte)mask, cut));
 }
+
+/// <summary>2–3 routers of one virtual router: priorities, start offsets, preempt mode, version.</summary>
+public sealed record Fleet(byte[] Priorities, int[] StartMs, bool Preempt, VrrpVersion Version)
+{
+    public override string ToString() =>
+        $"prio [{string.Join(",", Priorities)}] start [{string.Join(",", StartMs)}] preempt {Preempt} {Version}";
+}
+
+public static class FleetGenerators
+{
+    public static Arbitrary<Fleet> Fleet() => Arb.From(
+        from n in Gen.Choose(2, 3)
+        from prios in Gen.Choose(1, 254).ArrayOf(n)
+        from starts in Gen.Choose(0, 5000).ArrayOf(n)
+        from preempt in Gen.Elements(true, false)
+        from v in Gen.Elements(VrrpVersion.V2, VrrpVersion.V3)
+        select new Fleet(prios.Select(p => (byte)p).ToArray(), starts, preempt, v));
+}
