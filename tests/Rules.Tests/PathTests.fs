@@ -1,0 +1,76 @@
+module Lb.Rules.Tests.PathTests
+
+open System
+open Xunit
+open FsCheck
+open FsCheck.FSharp
+open FsCheck.Xunit
+open Lb.Rules
+open Lb.Rules.Tests.RoutingGenerators
+
+let private segments (path: string) = path.Split '/' |> Array.skip 1
+
+[<Property>]
+let ``a normalised path starts with a slash and holds no dot-segment or empty segment before the last`` () =
+    Prop.forAll (Arb.fromGen hostilePath) (fun path ->
+        match Paths.normalize path with
+        | Error _ -> true
+        | Ok p ->
+            let segs = segments p
+            p.StartsWith "/"
+            && not (p.Contains "//")
+            && segs |> Array.forall (fun s -> s <> "." && s <> ".."))
+
+[<Property>]
+let ``normalisation is idempotent`` () =
+    Prop.forAll (Arb.fromGen hostilePath) (fun path ->
+        match Paths.normalize path with
+        | Error _ -> true
+        | Ok p -> Paths.normalize p = Ok p)
+
+[<Property>]
+let ``a normalised path never holds a control character, a space or a backslash`` () =
+    Prop.forAll (Arb.fromGen hostilePath) (fun path ->
+        match Paths.normalize path with
+        | Error _ -> true
+        | Ok p -> p |> Seq.forall (fun c -> c > ' ' && c < '\u007f' && c <> '\\'))
+
+[<Property>]
+let ``normalisation never creates a separator: an encoded slash stays data`` () =
+    Prop.forAll (Arb.fromGen hostilePath) (fun path ->
+        let slashes (s: string) = s |> Seq.filter ((=) '/') |> Seq.length
+        match Paths.normalize path with
+        | Error _ -> true
+        | Ok p -> slashes p <= slashes path)
+
+[<Property>]
+let ``strip then re-add is identity for every path under the prefix`` () =
+    Prop.forAll (Arb.fromGen pathUnder) (fun (app, path) ->
+        let prefix = "/" + app
+        match Paths.stripPrefix prefix path with
+        | Some rest -> rest.StartsWith "/" && Paths.addPrefix prefix rest = path
+        | None -> false)
+
+[<Property>]
+let ``re-add then strip is identity for every backend path`` (segments: string list) =
+    let backend = "/" + String.Join("/", segments |> List.map (fun s -> (string s).Replace("/", "")))
+    Paths.stripPrefix "/app1" (Paths.addPrefix "/app1" backend) = Some backend
+
+[<Fact>]
+let ``dot-segments are removed as RFC 3986 section 5.2.4 examples show`` () =
+    Assert.Equal("/a/g", Paths.removeDotSegments "/a/b/c/./../../g")
+    Assert.Equal("/x", Paths.removeDotSegments "/../x")
+    Assert.Equal("/app2/x", Paths.removeDotSegments "/app1/../app2/x")
+    Assert.Equal("/a/", Paths.removeDotSegments "/a/b/..")
+
+[<Fact>]
+let ``encoded dots are dot-segments and encoded slashes are data`` () =
+    Assert.Equal(Ok "/app2/x", Paths.normalize "/app1/%2e%2E/app2/x")
+    Assert.Equal(Ok "/app1%2F..%2Fapp2/x", Paths.normalize "/app1%2F..%2Fapp2/x")
+    Assert.Equal(Ok "/app1/x", Paths.normalize "//app1//x")
+    Assert.Equal(Ok "/~a/%C3%A9", Paths.normalize "/%7ea/é")
+
+[<Fact>]
+let ``control characters and broken escapes are refused`` () =
+    for bad in [ "/a%00"; "/a%0d%0a"; "/a%zz"; "/a%4"; "relative"; ""; "/a\r\nb" ] do
+        Assert.True(Result.isError (Paths.normalize bad), bad)
