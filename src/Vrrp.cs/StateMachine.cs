@@ -38,7 +38,8 @@ public sealed record ElectionConfig(
 /// <summary>
 /// The whole runtime state of one virtual router: role, effective priority (base ± tracking), the master's
 /// advertisement interval as learned (RFC 5798 §6.1 Master_Adver_Interval), and the timers as absolute deadlines
-/// (null = not running). <see cref="Faulted"/> remembers a fault reported before startup.
+/// (null = not running). <see cref="Faulted"/> remembers a fault reported before startup; <see cref="MasterStopped"/>
+/// that the Master_Down_Timer runs for Skew_Time only, because the master sent priority 0.
 /// </summary>
 public sealed record VrrpState(
     VrrpRole Role,
@@ -49,7 +50,8 @@ public sealed record VrrpState(
     TimeSpan? GarpAt = null,
     TimeSpan? PreemptAt = null,
     TimeSpan? ReleaseAt = null,
-    bool Faulted = false)
+    bool Faulted = false,
+    bool MasterStopped = false)
 {
     /// <summary>The earliest running timer: when the shell must deliver <see cref="VrrpEvent.Tick"/> next.</summary>
     public TimeSpan? NextDeadline =>
@@ -137,7 +139,8 @@ public sealed class StateMachine(ElectionConfig config)
     {
         VrrpEvent.Shutdown => Go(Stopped(s), s.Role, "shutdown"),
         VrrpEvent.FaultChanged { Faulted: true } f => Go(Stopped(s) with { Role = VrrpRole.Fault, Faulted = true }, s.Role, f.Reason),
-        VrrpEvent.Tick when s.MasterDownAt <= now => BecomeMaster(s, now, "no advertisement for Master_Down_Interval"),
+        VrrpEvent.Tick when s.MasterDownAt <= now => BecomeMaster(s, now, s.MasterStopped
+            ? "master sent priority 0, Skew_Time elapsed" : "no advertisement for Master_Down_Interval"),
         VrrpEvent.AdvertReceived a => BackupReceive(s, a, now),
         _ => Same(s),
     };
@@ -146,7 +149,7 @@ public sealed class StateMachine(ElectionConfig config)
     StepResult BackupReceive(VrrpState s, VrrpEvent.AdvertReceived a, TimeSpan now)
     {
         if (a.Priority == ElectionConfig.StopPriority)
-            return Same(s with { MasterDownAt = now + SkewTime(Config.Version, s.Priority, s.MasterAdverInterval) });
+            return Same(s with { MasterDownAt = now + SkewTime(Config.Version, s.Priority, s.MasterAdverInterval), MasterStopped = true });
         if (!Config.Preempt || a.Priority >= s.Priority)
             return Same(Accept(s, a, now) with { PreemptAt = null });
         // Preempt and a lower-priority master. The RFC discards the advert and lets Master_Down_Timer fire;
@@ -161,7 +164,7 @@ public sealed class StateMachine(ElectionConfig config)
     {
         var interval = Config.Version == VrrpVersion.V3 ? a.Interval : Config.AdvertInterval;
         var learned = s with { MasterAdverInterval = interval };
-        return learned with { MasterDownAt = now + MasterDownInterval(learned) };
+        return learned with { MasterDownAt = now + MasterDownInterval(learned), MasterStopped = false };
     }
 
     StepResult Master(VrrpState s, VrrpEvent ev, TimeSpan now) => ev switch
@@ -208,7 +211,7 @@ public sealed class StateMachine(ElectionConfig config)
             : $"master {a.Source} with equal priority {a.Priority} and a higher address";
         var backup = ToBackup(s with { AdverAt = null, GarpAt = null }, now,
             Config.Version == VrrpVersion.V3 ? a.Interval : Config.AdvertInterval, reason);
-        return backup with { Actions = [new VrrpAction.RemoveVips(), .. backup.Actions] };
+        return backup with { Actions = [.. backup.Actions, new VrrpAction.RemoveVips()] };
     }
 
     // RFC 5798 §6.4.3: higher priority wins; on a tie the larger primary IP address wins.
@@ -265,13 +268,14 @@ public sealed class StateMachine(ElectionConfig config)
 
     StepResult ToBackup(VrrpState s, TimeSpan now, TimeSpan masterInterval, string reason)
     {
-        var learned = s with { Role = VrrpRole.Backup, MasterAdverInterval = masterInterval, PreemptAt = null };
+        var learned = s with { Role = VrrpRole.Backup, MasterAdverInterval = masterInterval, PreemptAt = null, MasterStopped = false };
         return Go(learned with { MasterDownAt = now + MasterDownInterval(learned) }, s.Role, reason);
     }
 
     static VrrpState Stopped(VrrpState s) => s with
     {
         Role = VrrpRole.Initialize, MasterDownAt = null, AdverAt = null, GarpAt = null, PreemptAt = null, ReleaseAt = null,
+        MasterStopped = false,
     };
 
     static StepResult Go(VrrpState next, VrrpRole from, string reason, params VrrpAction[] actions) =>

@@ -145,6 +145,7 @@ public class StateMachineTests
         m.RunUntil(TimeSpan.FromSeconds(30));
         var skew = StateMachine.SkewTime(v, backup.State.Priority, Ms(intervalMs));
         var took = backup.BecameMasterAt(stopAt)!.Value - stopAt;
+        Assert.Contains(backup.Transitions, t => t.T.Reason == "master sent priority 0, Skew_Time elapsed");
         Assert.InRange(took, skew, skew + m.Latency);
         Assert.Equal(backup, m.Masters.Single());
         Assert.False(owner.HoldsVip);
