@@ -187,6 +187,8 @@ module Cookies =
         | CookieValueMode.Named -> configured |> Option.defaultValue serverName
         | CookieValueMode.Opaque -> opaqueValue (appName, serverName, address)
 
+    let private octetsHint = "non-empty visible ASCII without quote, comma, semicolon or backslash"
+
     /// Every problem with the cookie values of one app's servers (index-aligned with its servers): values
     /// that are not RFC 6265 cookie-octets, and duplicates (a cookie must identify one server). Empty when
     /// the values are usable.
@@ -197,10 +199,7 @@ module Cookies =
             |> Array.indexed
             |> Array.filter (fun (_, v) -> not (isValidValue v))
             |> Array.map (fun (i, v) ->
-                sprintf
-                    "server %d: cookie value %A must be non-empty visible ASCII without quote, comma, semicolon or backslash (RFC 6265 §4.1.1)"
-                    (i + 1)
-                    v)
+                sprintf "server %d: cookie value %A must be %s (RFC 6265 §4.1.1)" (i + 1) v octetsHint)
 
         let duplicates =
             values

@@ -26,7 +26,9 @@ let private picks (p: Pool) (count: int) =
 /// For every prefix of a pick sequence: (prefix length, picks per server so far).
 let private prefixCounts (n: int) (sequence: int list) =
     sequence
-    |> List.scan (fun (length, counts: int[]) i -> length + 1, Array.init n (fun j -> if j = i then counts.[j] + 1 else counts.[j])) (0, Array.zeroCreate n)
+    |> List.scan
+        (fun (length, counts: int[]) i -> length + 1, Array.init n (fun j -> if j = i then counts.[j] + 1 else counts.[j]))
+        (0, Array.zeroCreate n)
     |> List.tail
 
 // ---- Round robin -----------------------------------------------------------------------------------
@@ -164,7 +166,10 @@ let private randomScenario =
 [<Property(MaxTest = 300)>]
 let ``random two choices never picks the more loaded of its two candidates`` () =
     forAll randomScenario (fun (p, active, (r1, r2)) ->
-        match Balancing.draw (p.Up, p.Weights, r1), Balancing.draw (p.Up, p.Weights, r2), Balancing.randomTwoChoices (p.Up, p.Weights, active, r1, r2) with
+        let a = Balancing.draw (p.Up, p.Weights, r1)
+        let b = Balancing.draw (p.Up, p.Weights, r2)
+
+        match a, b, Balancing.randomTwoChoices (p.Up, p.Weights, active, r1, r2) with
         | Some a, Some b, Some chosen ->
             let other = if chosen = a then b else a
             (chosen = a || chosen = b)

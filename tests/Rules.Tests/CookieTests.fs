@@ -24,7 +24,9 @@ let private withPersistenceCookies =
         let! pairs =
             values
             |> List.fold
-                (fun acc v -> acc |> Gen.bind (fun ps -> Gen.choose (0, List.length ps) |> Gen.map (fun at -> List.insertAt at (pinned v) ps)))
+                (fun acc v ->
+                    acc
+                    |> Gen.bind (fun ps -> Gen.choose (0, List.length ps) |> Gen.map (fun at -> List.insertAt at (pinned v) ps)))
                 (Gen.constant neighbours)
         let! header = headerOf pairs
         return neighbours, pairs, header
@@ -55,7 +57,8 @@ let ``every pair is parsed back in order, none lost or misattributed`` () =
 let ``the first persistence cookie is the one found`` () =
     forAll withPersistenceCookies (fun (_, pairs, header) ->
         Cookies.tryFind (srv, header) = (pairs |> List.tryFind (fun p -> p.Name = srv) |> Option.map (fun p -> p.Value))
-        && Cookies.valuesIn (srv, [| header |]) = (pairs |> List.filter (fun p -> p.Name = srv) |> List.map (fun p -> p.Value) |> Array.ofList))
+        && Cookies.valuesIn (srv, [| header |])
+           = (pairs |> List.filter (fun p -> p.Name = srv) |> List.map (fun p -> p.Value) |> Array.ofList))
 
 [<Property>]
 let ``a header of hostile cookies alone holds no persistence cookie`` () =
@@ -240,7 +243,11 @@ let ``cookie prefixes keep their RFC 6265bis promises`` () =
     Assert.True(Result.isOk (Cookies.setCookie ("__Host-SRVID", "s1", "/", true)))
 
 let private token =
-    Gen.elements ([ 'a' .. 'z' ] @ [ 'A' .. 'Z' ] @ [ '0' .. '9' ] @ [ '!'; '#'; '$'; '%'; '&'; '\''; '*'; '+'; '-'; '.'; '^'; '_'; '`'; '|'; '~' ])
+    // RFC 7230 §3.2.6 tchar: the characters a cookie name may use.
+    Gen.elements (
+        [ 'a' .. 'z' ] @ [ 'A' .. 'Z' ] @ [ '0' .. '9' ]
+        @ [ '!'; '#'; '$'; '%'; '&'; '\''; '*'; '+'; '-'; '.'; '^'; '_'; '`'; '|'; '~' ]
+    )
     |> Gen.nonEmptyListOf
     |> Gen.map String.Concat
     |> Gen.filter (fun n -> not (n.StartsWith("__", StringComparison.Ordinal)))

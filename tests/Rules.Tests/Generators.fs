@@ -72,7 +72,10 @@ let hostileCookie: Gen<CookiePair> =
 let persistenceValue: Gen<string> =
     Gen.oneof
         [ Gen.map2 (fun a s -> sprintf "app%d_%d" a s) (Gen.choose (1, 9)) (Gen.choose (1, 9))
-          Gen.map2 (fun a s -> Cookies.opaqueValue (a, s, "10.0.0.1:80")) (Gen.elements [ "app1"; "app2" ]) (Gen.elements [ "s1"; "s2"; "s3" ]) ]
+          Gen.map2
+              (fun a s -> Cookies.opaqueValue (a, s, "10.0.0.1:80"))
+              (Gen.elements [ "app1"; "app2" ])
+              (Gen.elements [ "s1"; "s2"; "s3" ]) ]
 
 /// How a pair is written: `name=value`, or the bare value for a nameless cookie.
 let render (pair: CookiePair) =
@@ -81,7 +84,10 @@ let render (pair: CookiePair) =
 /// Spacing around a `;`: browsers send "; ", hand-written clients and old proxies send anything.
 let separator: Gen<string> =
     let spaces = Gen.elements [ ""; " "; "  "; "\t"; " \t "; "   " ]
-    Gen.frequency [ 4, Gen.constant "; "; 3, Gen.map2 (fun a b -> a + ";" + b) spaces spaces; 1, Gen.map2 (fun a b -> a + ";;" + b) spaces spaces ]
+    Gen.frequency
+        [ 4, Gen.constant "; "
+          3, Gen.map2 (fun a b -> a + ";" + b) spaces spaces
+          1, Gen.map2 (fun a b -> a + ";;" + b) spaces spaces ]
 
 /// Joins pairs into one header value with generated separators and optional stray spacing at the ends.
 let headerOf (pairs: CookiePair list) : Gen<string> =
@@ -192,7 +198,10 @@ let reachedState: Gen<HealthState> =
 let statusItem: Gen<string * (int * int)> =
     Gen.oneof
         [ Gen.choose (100, 599) |> Gen.map (fun c -> string c, (c, c))
-          Gen.map2 (fun a b -> let lo, hi = min a b, max a b in sprintf "%d-%d" lo hi, (lo, hi)) (Gen.choose (100, 599)) (Gen.choose (100, 599))
+          Gen.map2
+              (fun a b -> let lo, hi = min a b, max a b in sprintf "%d-%d" lo hi, (lo, hi))
+              (Gen.choose (100, 599))
+              (Gen.choose (100, 599))
           Gen.map2 (fun c x -> sprintf "%d%s" c x, (c * 100, c * 100 + 99)) (Gen.choose (1, 5)) (Gen.elements [ "xx"; "XX"; "xX" ]) ]
 
 let status: Gen<int> = Gen.frequency [ 4, Gen.choose (100, 599); 1, Gen.choose (-10, 1000) ]
