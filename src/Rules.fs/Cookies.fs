@@ -24,7 +24,7 @@ type CookiePair = { Name: string; Value: string }
 ///
 /// Parsing follows what user agents send (RFC 6265 §5.4: pairs joined by "; ") and tolerates
 /// anything else a client or an old intermediary may produce: `;` is the only separator, spaces and
-/// tabs around pairs and around the first `=` are ignored (RFC 6265 §5.2 steps 4-5 trim them), a value
+/// tabs around pairs and around the first `=` are ignored (RFC 6265 §5.2 step 4 trims them), a value
 /// keeps every later `=`, quote, comma, space and non-ASCII character. Commas never split pairs: RFC 2965
 /// did, but RFC 6265 values may hold commas, and splitting on them is how pairs get misattributed.
 /// A pair holding a control character other than HTAB is dropped everywhere: no user agent stores such
@@ -68,9 +68,10 @@ module Cookies =
     let private serialize (kept: Segment[]) =
         kept |> Array.map (fun s -> s.Text) |> String.concat "; "
 
-    /// Cookie names are compared case-sensitively (RFC 6265 §5.3 step 11 and §5.4 compare names exactly;
-    /// HAProxy does the same). An empty name never matches: it would select nameless cookies.
-    let private named (name: string) (s: Segment) = name <> "" && String.Equals(s.Pair.Name, name, StringComparison.Ordinal)
+    /// Cookie names are case-sensitive (RFC 6265 §5.3 step 11 matches stored cookies by exact name; HAProxy
+    /// compares with memcmp). An empty name never matches: it would select nameless cookies.
+    let private named (name: string) (s: Segment) =
+        name <> "" && String.Equals(s.Pair.Name, name, StringComparison.Ordinal)
 
     /// Every pair of one `Cookie:` header value, in order. Null or empty gives none.
     [<CompiledName("Parse")>]
@@ -238,7 +239,7 @@ module Cookies =
     /// `NAME=VALUE; Path=PATH; HttpOnly[; Secure]; SameSite=Lax`. A session cookie (no Expires/Max-Age,
     /// as HAProxy inserts it), scoped to the app's path so apps never see each other's cookie, HttpOnly
     /// because scripts have no use for it, Secure when the public scheme is https, SameSite=Lax so
-    /// top-level navigations from other sites stay pinned (RFC 6265bis §5.4.7).
+    /// top-level navigations from other sites stay pinned (RFC 6265bis, SameSite attribute).
     /// Rejects, listing every problem: a name that is not a token (RFC 6265 §4.1.1), a value that is not
     /// non-empty cookie-octets, a path that is not "/"-prefixed CHARs without CTL or ";", a `__Secure-`
     /// name without secure, and a `__Host-` name unless secure with Path=/ (RFC 6265bis §4.1.3).

@@ -71,7 +71,7 @@ module Health =
 
     /// The state of a server before its first check. Up (`startUp`) is HAProxy's default: counter = rise,
     /// the server takes traffic at once and its first failed check takes it down, since there is no
-    /// history to absorb it. Down: counter 0, the server needs `rise` successes (HAProxy `init-state down`).
+    /// history to absorb it. Down: counter 0, the server needs `rise` successes (HAProxy `init-state fully-down`).
     [<CompiledName("Initial")>]
     let initial (thresholds: HealthThresholds, startUp: bool) : HealthState =
         { health = (if startUp then thresholds.rise else 0); thresholds = thresholds }
