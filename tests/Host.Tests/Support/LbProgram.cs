@@ -1,0 +1,95 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using Xunit;
+
+namespace Lb.Host.Tests.Support;
+
+/// <summary>The `lb` program run as a separate process: `dotnet lb.dll ...`.</summary>
+public static class LbProgram
+{
+    public sealed record Result(int ExitCode, string Stdout, string Stderr)
+    {
+        public string[] StdoutLines => Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.TrimEnd('\r')).ToArray();
+    }
+
+    /// <summary>
+    /// lb.dll as the ProjectReference copies it next to the tests (with its runtimeconfig and deps files);
+    /// otherwise the Host project's own build output for the same configuration.
+    /// </summary>
+    public static string DllPath
+    {
+        get
+        {
+            var here = Path.Combine(AppContext.BaseDirectory, "lb.dll");
+            if (File.Exists(here) && File.Exists(Path.Combine(AppContext.BaseDirectory, "lb.runtimeconfig.json")))
+                return here;
+#if DEBUG
+            const string configuration = "Debug";
+#else
+            const string configuration = "Release";
+#endif
+            return Path.Combine(RepositoryRoot, "src", "Host.cs", "bin", configuration, "net10.0", "lb.dll");
+        }
+    }
+
+    /// <summary>The folder holding Lb.sln, found upwards from the test assembly.</summary>
+    public static string RepositoryRoot
+    {
+        get
+        {
+            for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+                if (File.Exists(Path.Combine(dir.FullName, "Lb.sln")))
+                    return dir.FullName;
+            throw new InvalidOperationException("Lb.sln not found above " + AppContext.BaseDirectory);
+        }
+    }
+
+    public static string Sample(string name) => Path.Combine(RepositoryRoot, "samples", name);
+
+    public static ProcessStartInfo StartInfo(IEnumerable<string> args, string? workingDirectory = null)
+    {
+        var info = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = workingDirectory ?? RepositoryRoot,
+        };
+        info.ArgumentList.Add(DllPath);
+        foreach (var arg in args)
+            info.ArgumentList.Add(arg);
+        info.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        info.Environment["DOTNET_NOLOGO"] = "1";
+        return info;
+    }
+
+    /// <summary>Runs lb to completion, bounded by <paramref name="timeout"/> (then it is killed and the test fails).</summary>
+    public static async Task<Result> RunAsync(IEnumerable<string> args, string? workingDirectory = null, TimeSpan? timeout = null)
+    {
+        using var process = Process.Start(StartInfo(args, workingDirectory))!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var cancel = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(60));
+        try
+        {
+            await process.WaitForExitAsync(cancel.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill();
+            Assert.Fail($"lb {string.Join(' ', args)} did not exit in time");
+        }
+        return new Result(process.ExitCode, await stdout, await stderr);
+    }
+
+    /// <summary>Asks a process we started to stop as Ctrl-C would (SIGINT), by its PID.</summary>
+    public static void Interrupt(Process process)
+    {
+        const int sigint = 2;
+        if (OperatingSystem.IsWindows() || kill(process.Id, sigint) != 0)
+            process.Kill();
+    }
+
+    [DllImport("libc", SetLastError = true)]
+    private static extern int kill(int pid, int signal);
+}
