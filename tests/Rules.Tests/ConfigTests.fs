@@ -54,8 +54,8 @@ let ``three mistakes give three located errors with hints`` () =
     | Error errors ->
         Assert.Equal(3, errors.Length)
         let byKeyword = errors |> List.map (fun e -> e.Keyword, e.Line) |> dict
-        Assert.Equal(12, byKeyword["defaults.retris"])
-        Assert.Equal(15, byKeyword["defaults.timeout_client"])
+        Assert.Equal(11, byKeyword["defaults.retris"])
+        Assert.Equal(14, byKeyword["defaults.timeout_client"])
         Assert.True(byKeyword.ContainsKey "apps.app1.servers[1].address")
         Assert.Contains("did you mean 'retries'?", errors |> List.map (fun e -> e.Hint))
         Assert.All(errors, fun e -> Assert.True(e.Column >= 1))
