@@ -172,3 +172,72 @@ public sealed class FailoverTests(ITestOutputHelper output)
         Assert.True(lab.HasVip(n2));
     }
 }
+
+/// <summary>Tracking end to end: a failing track_script and a tracked interface going down move the VIP.</summary>
+[Collection("netns")]
+public sealed class TrackingFailoverTests(ITestOutputHelper output)
+{
+    static readonly TimeSpan Election = TimeSpan.FromSeconds(12);
+
+    [SkippableFact]
+    public void A_failing_tracked_script_with_weight_minus_60_moves_the_vip_to_the_backup()
+    {
+        Skip.If(Lab.Unavailable() is not null, Lab.Unavailable());
+        using var lab = new Lab(output);
+        var n1 = lab.AddHost("n1", "192.0.2.11");
+        var n2 = lab.AddHost("n2", "192.0.2.12");
+        var c = lab.AddHost("c", "192.0.2.1");
+        var flag = Path.Combine(lab.Dir, "fail");
+        var lb1 = lab.StartLb(n1, "lb1", 150, "--track-script", $"test ! -e {flag}", "--track-weight", "-60",
+            "--track-rise", "2", "--track-fall", "2", "--track-interval-ms", "1000");
+        lab.StartLb(n2, "lb2", 100);
+        Assert.True(Lab.WaitFor(() => lab.HasVip(n1) && !lab.HasVip(n2), Election));
+
+        var client = lab.StartPeer(c, "client", "client", "--target", $"{Lab.Vip}:8080", "--duration-ms", "6000");
+        Assert.NotNull(client.WaitForLine(l => l.EndsWith("ok lb1"), TimeSpan.FromSeconds(8)));
+        long at = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        File.WriteAllText(flag, "");
+        Assert.True(client.WaitForExit(TimeSpan.FromSeconds(20)));
+        var h = Handover.Measure(Probe.Parse(client.Lines), at, "lb2");
+        var line = $"| lb ⇄ lb, v3 1 s, tracked script fails (fall 2, weight −60) | {h.Gap?.TotalMilliseconds.ToString("0") ?? "never"} ms | {h.FailedRequests} of {h.Requests} | keepalived ≈ 4.1 s |";
+        output.WriteLine(line);
+        if (Environment.GetEnvironmentVariable("LB_VRRP_TIMINGS") is { Length: > 0 } file) File.AppendAllText(file, line + "\n");
+        // fall 2 at 1 s = up to 2 s of failures, then the master advertises 90 at once and lb2 (100) preempts.
+        Assert.NotNull(h.Gap);
+        Assert.InRange(h.Gap!.Value, TimeSpan.FromSeconds(0.9), TimeSpan.FromSeconds(3));
+        Assert.Contains(lb1.Lines, l => l.Contains("is down; priority 90"));
+        Assert.True(lab.HasVip(n2) && !lab.HasVip(n1));
+    }
+
+    [SkippableFact]
+    public void A_tracked_interface_going_down_puts_the_master_in_fault_and_the_backup_takes_over_within_skew_time()
+    {
+        Skip.If(Lab.Unavailable() is not null, Lab.Unavailable());
+        using var lab = new Lab(output);
+        var n1 = lab.AddHost("n1", "192.0.2.11");
+        var n2 = lab.AddHost("n2", "192.0.2.12");
+        var c = lab.AddHost("c", "192.0.2.1");
+        // eth1: lb1's backend-side link, a veth whose peer (eth1p) stays inside n1 so the test can cut it.
+        Lab.Ip("-n", n1, "link", "add", "eth1", "type", "veth", "peer", "name", "eth1p");
+        Lab.Ip("-n", n1, "link", "set", "eth1", "up");
+        Lab.Ip("-n", n1, "link", "set", "eth1p", "up");
+        var lb1 = lab.StartLb(n1, "lb1", 150, "--track-interface", "eth1");
+        lab.StartLb(n2, "lb2", 100);
+        Assert.True(Lab.WaitFor(() => lab.HasVip(n1) && !lab.HasVip(n2), Election));
+
+        var client = lab.StartPeer(c, "client", "client", "--target", $"{Lab.Vip}:8080", "--duration-ms", "4000");
+        Assert.NotNull(client.WaitForLine(l => l.EndsWith("ok lb1"), TimeSpan.FromSeconds(8)));
+        long at = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        Lab.Ip("-n", n1, "link", "set", "eth1p", "down");
+        Assert.True(client.WaitForExit(TimeSpan.FromSeconds(20)));
+        var h = Handover.Measure(Probe.Parse(client.Lines), at, "lb2");
+        var line = $"| lb ⇄ lb, v3 1 s, tracked interface down on master | {h.Gap?.TotalMilliseconds.ToString("0") ?? "never"} ms | {h.FailedRequests} of {h.Requests} | keepalived ≈ 3.1 s |";
+        output.WriteLine(line);
+        if (Environment.GetEnvironmentVariable("LB_VRRP_TIMINGS") is { Length: > 0 } file) File.AppendAllText(file, line + "\n");
+        // FAULT sends priority 0 (Skew_Time 0.61 s for priority 100) after link polling (100 ms).
+        Assert.NotNull(h.Gap);
+        Assert.InRange(h.Gap!.Value, TimeSpan.Zero, TimeSpan.FromSeconds(1.2));
+        Assert.Contains(lb1.Lines, l => l.Contains("Master -> Fault (tracked interface eth1 is down)"));
+        Assert.False(lab.HasVip(n1));
+    }
+}

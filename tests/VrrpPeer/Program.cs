@@ -1,6 +1,7 @@
 // VrrpPeer: one lb VRRP node as its own process, for the network-namespace tests.
 //   node   --name N --interface IF --vrid ID --priority P --advert-ms MS --version 2|3 --vip A/L [--nopreempt]
-//          [--peer IP]... [--auth PASS] [--garp-delay-ms MS] [--listen PORT]
+//          [--peer IP]... [--auth PASS] [--garp-delay-ms MS] [--listen PORT] [--track-interface IF]...
+//          [--track-script CMD --track-weight W --track-rise R --track-fall F --track-interval-ms MS]
 //   listen --name N --listen PORT            (a TCP answerer only, beside a keepalived node)
 //   client --target IP:PORT --duration-ms MS (bounded probe loop; one line per attempt)
 // Every line on stdout starts with the Unix time in ms so the test can line events up across processes.
@@ -83,6 +84,10 @@ static class Node
             AuthPassword = a.Has("auth") ? a.Get("auth") : null,
             GarpMasterDelay = TimeSpan.FromMilliseconds(int.Parse(a.Get("garp-delay-ms", "1000"))),
             GarpMasterRepeat = 3,
+            TrackInterfaces = a.All("track-interface"),
+            TrackScripts = a.All("track-script").Select(cmd => new TrackScript(cmd,
+                TimeSpan.FromMilliseconds(int.Parse(a.Get("track-interval-ms", "1000"))), int.Parse(a.Get("track-weight", "0")),
+                int.Parse(a.Get("track-rise", "1")), int.Parse(a.Get("track-fall", "1")))).ToList(),
         };
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; done.TrySetResult(); });
