@@ -8,7 +8,8 @@ namespace Lb.Host.Tests.EndToEnd;
 
 /// <summary>
 /// `lb demo` as a separate process, started with the command line samples/README.md gives (ports swapped for
-/// free ones), checked the way the README's curl lines would, then stopped as Ctrl-C would stop it.
+/// free ones), checked the way the README's curl lines would, then stopped by its PID
+/// (SIGTERM; the host treats it like Ctrl-C).
 /// </summary>
 public sealed class DemoTests
 {
@@ -29,7 +30,7 @@ public sealed class DemoTests
     }
 
     [Fact]
-    public async Task The_readme_demo_command_serves_the_must_show_requests_and_stops_on_ctrl_c()
+    public async Task The_readme_demo_command_serves_the_must_show_requests_and_stops_cleanly_on_sigterm()
     {
         var httpsPort = FreePort.Next();
         var httpPort = FreePort.Next();
@@ -69,7 +70,7 @@ public sealed class DemoTests
             var cookie = await client.GetAsync($"{https}/app2/cookie");
             Assert.Equal(["a=b; Path=/app2/"], cookie.Headers.GetValues("Set-Cookie"));
 
-            LbProgram.Interrupt(process);
+            LbProgram.Terminate(process);
             using var exit = new CancellationTokenSource(TimeSpan.FromSeconds(20));
             await process.WaitForExitAsync(exit.Token);
             stopped = true;

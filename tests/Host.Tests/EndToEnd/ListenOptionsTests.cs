@@ -19,6 +19,7 @@ public sealed class ListenOptionsTests : IAsyncLifetime
 {
     private readonly string _directory = Path.Combine(Path.GetTempPath(), $"lb-listen-tests-{Guid.NewGuid():N}");
     private EchoBackend? _backend;
+    private ScriptedBackend? _slow;
     private LbServer? _server;
     private int _httpsPort;
     private int _httpPort;
@@ -30,6 +31,7 @@ public sealed class ListenOptionsTests : IAsyncLifetime
         Directory.CreateDirectory(_directory);
         WriteCaAndLeaf();
         _backend = await EchoBackend.StartAsync("web_1");
+        _slow = await ScriptedBackend.StartAsync();
         _httpsPort = FreePort.Next();
         _httpPort = FreePort.Next();
         var config = Path.Combine(_directory, "lb.toml");
@@ -43,8 +45,12 @@ public sealed class ListenOptionsTests : IAsyncLifetime
             cert = "pem/leaf.crt"
             key = "pem/leaf.key"
             chain = "pem/chain.crt"
+            [defaults]
+            timeout_server = "1s"
             [apps.web]
             servers = [ {"{"} name = "web_1", address = "{_backend.Address}" {"}"} ]
+            [apps.slow]
+            servers = [ {"{"} name = "slow_1", address = "{_slow.Address}" {"}"} ]
             """);
         var load = ConfigFile.Load(config);
         Assert.True(load.IsValid, string.Join("; ", load.Errors.Select(e => e.ToString())));
@@ -146,12 +152,35 @@ public sealed class ListenOptionsTests : IAsyncLifetime
         Assert.Equal($"http://127.0.0.1:{_httpPort}/web/welcome", response.Header("Location"));
     }
 
+    /// <summary>HAProxy's `srvtimeout`: a server silent for longer than timeout_server gets a 504 page.</summary>
+    [Fact]
+    public async Task A_server_slower_than_timeout_server_gives_a_504_page()
+    {
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        var response = await RawHttp.GetAsync(_httpsPort, "/slow/respond?delay=5000", _leafThumbprint);
+
+        Assert.Equal(504, response.Status);
+        Assert.Contains("504 Gateway Timeout", response.Body);
+        Assert.InRange(started.Elapsed, TimeSpan.FromSeconds(0.9), TimeSpan.FromSeconds(4.5));
+    }
+
+    [Fact]
+    public async Task A_server_faster_than_timeout_server_is_answered()
+    {
+        var response = await RawHttp.GetAsync(_httpsPort, "/slow/respond?delay=100", _leafThumbprint);
+
+        Assert.Equal(200, response.Status);
+        Assert.Equal("scripted", response.Body);
+    }
+
     public async Task DisposeAsync()
     {
         if (_server is not null)
             await _server.DisposeAsync();
         if (_backend is not null)
             await _backend.DisposeAsync();
+        if (_slow is not null)
+            await _slow.DisposeAsync();
         try
         {
             Directory.Delete(_directory, recursive: true);

@@ -67,6 +67,23 @@ public sealed class PathSafetyTests(LbSite site, ITestOutputHelper output)
         AssertNoDotSegments(echo.Target);
     }
 
+    /// <summary>RFC 3986 §6.2.2: escapes of unreserved characters decoded, other escapes upper-cased and kept.</summary>
+    [Theory]
+    [InlineData("/app1/caf%c3%a9", "/caf%C3%A9")]
+    [InlineData("/app1/%7Euser/%41%42", "/~user/AB")]
+    [InlineData("/app1/a%2Fb", "/a%2Fb")]
+    [InlineData("/app1/a%20b?c=%20%2f", "/a%20b?c=%20%2f")]
+    [InlineData("/app1/a;b=c/d", "/a;b=c/d")]
+    public async Task Percent_encoding_reaches_the_backend_in_canonical_form(string target, string backendTarget)
+    {
+        var response = await RawHttp.GetAsync(site.HttpsPort, target, site.Thumbprint);
+
+        Assert.Equal(200, response.Status);
+        var echo = Echo.Parse(response.Body);
+        Assert.Equal("app1", echo.App);
+        Assert.Equal(backendTarget, echo.Target);
+    }
+
     [Fact]
     public async Task A_backslash_is_never_a_way_into_another_app()
     {

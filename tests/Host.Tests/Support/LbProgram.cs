@@ -82,11 +82,14 @@ public static class LbProgram
         return new Result(process.ExitCode, await stdout, await stderr);
     }
 
-    /// <summary>Asks a process we started to stop as Ctrl-C would (SIGINT), by its PID.</summary>
-    public static void Interrupt(Process process)
+    /// <summary>
+    /// Asks a process we started to stop, by its PID, as `kill PID` (or systemd) would: SIGTERM. Not SIGINT:
+    /// a shell without job control starts background jobs with SIGINT ignored, and children inherit that.
+    /// </summary>
+    public static void Terminate(Process process)
     {
-        const int sigint = 2;
-        if (OperatingSystem.IsWindows() || kill(process.Id, sigint) != 0)
+        const int sigterm = 15;
+        if (OperatingSystem.IsWindows() || kill(process.Id, sigterm) != 0)
             process.Kill();
     }
 

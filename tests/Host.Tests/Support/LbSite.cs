@@ -8,7 +8,7 @@ namespace Lb.Host.Tests.Support;
 
 /// <summary>
 /// One lb running in-process on loopback, as `lb run` would start it: echo backends for app1 (3 servers),
-/// app2 (3), app3 (2), an app `dead` whose only server is a port nothing listens on, a self-signed
+/// app2 (3), app3 (2), an app `web` on a <see cref="ScriptedBackend"/>, an app `dead` whose only server is a port nothing listens on, a self-signed
 /// certificate written as PEM files, and a TOML config loaded through <see cref="ConfigFile.Load"/>.
 /// Everything started here is stopped here.
 /// </summary>
@@ -19,6 +19,7 @@ public sealed class LbSite : IAsyncLifetime
 
     private readonly List<EchoBackend> _backends = [];
     private LbServer? _server;
+    private ScriptedBackend? _scripted;
 
     public string Directory { get; } = Path.Combine(Path.GetTempPath(), $"lb-host-tests-{Guid.NewGuid():N}");
     public int HttpsPort { get; private set; }
@@ -35,6 +36,7 @@ public sealed class LbSite : IAsyncLifetime
         foreach (var (app, count) in ServersPerApp)
             for (var i = 1; i <= count; i++)
                 _backends.Add(await EchoBackend.StartAsync($"{app}_{i}"));
+        _scripted = await ScriptedBackend.StartAsync();
         DeadPort = FreePort.Next();
         HttpsPort = FreePort.Next();
         HttpPort = FreePort.Next();
@@ -62,6 +64,7 @@ public sealed class LbSite : IAsyncLifetime
                 text.AppendLine($"  {{ name = \"{backend.Name}\", address = \"{backend.Address}\" }},");
             text.AppendLine("]");
         }
+        text.AppendLine($"[apps.web]\nservers = [ {{ name = \"web_1\", address = \"{_scripted!.Address}\" }} ]");
         text.AppendLine($"[apps.dead]\nservers = [ {{ name = \"dead_1\", address = \"127.0.0.1:{DeadPort}\" }} ]");
         return text.ToString();
     }
@@ -89,6 +92,8 @@ public sealed class LbSite : IAsyncLifetime
             await _server.DisposeAsync();
         foreach (var backend in _backends)
             await backend.DisposeAsync();
+        if (_scripted is not null)
+            await _scripted.DisposeAsync();
         try
         {
             System.IO.Directory.Delete(Directory, recursive: true);
