@@ -13,12 +13,14 @@ type ConfigArgs =
 type ExplainArgs =
     | [<AltCommandLine("-c"); Mandatory; Unique>] Config of file: string
     | [<MainCommand; Mandatory; Unique>] Url of url: string
+    | [<Unique>] Cookie of header: string
 
     interface IArgParserTemplate with
         member this.Usage =
             match this with
             | Config _ -> "the lb config file (TOML)"
             | Url _ -> "the URL to explain, like https://site/app1/x"
+            | Cookie _ -> "the request's Cookie header, like \"SRVID=app1_1; a=b\", to see the persistence decision"
 
 type DemoArgs =
     | [<Unique>] Https_Port of port: int
@@ -50,7 +52,8 @@ type LbArgs =
 type Command =
     | RunCommand of configFile: string
     | CheckCommand of configFile: string
-    | ExplainCommand of configFile: string * url: string
+    /// `cookie` is the `--cookie` header value, "" when absent.
+    | ExplainCommand of configFile: string * url: string * cookie: string
     | DemoCommand of httpsPort: int * httpPort: int
     | VersionCommand
     /// `--help` or a parse error: the text to print and the exit code.
@@ -64,7 +67,8 @@ module Cli =
         match results.GetSubCommand() with
         | Run r -> RunCommand(r.GetResult ConfigArgs.Config)
         | Check c -> CheckCommand(c.GetResult ConfigArgs.Config)
-        | Explain e -> ExplainCommand(e.GetResult ExplainArgs.Config, e.GetResult ExplainArgs.Url)
+        | Explain e ->
+            ExplainCommand(e.GetResult ExplainArgs.Config, e.GetResult ExplainArgs.Url, e.GetResult(ExplainArgs.Cookie, defaultValue = ""))
         | Demo d -> DemoCommand(d.GetResult(Https_Port, defaultValue = 8443), d.GetResult(Http_Port, defaultValue = 8080))
         | Version -> VersionCommand
 

@@ -112,6 +112,12 @@ module ConfigReading =
             else
                 None)
 
+    /// A duration as config writes it: `"10s"`, `"250ms"`, `"1.5s"` (round trips through `parseDuration`).
+    let formatDuration (d: TimeSpan) =
+        let ms = d.TotalMilliseconds
+        if ms >= 1000.0 && ms % 1000.0 = 0.0 then (ms / 1000.0).ToString("R", CultureInfo.InvariantCulture) + "s"
+        else ms.ToString("R", CultureInfo.InvariantCulture) + "ms"
+
     let duration errors section key (fallback: TimeSpan) =
         match tryGet section key with
         | Some(_, _, TString(s, at)) ->
@@ -171,7 +177,18 @@ module ConfigReading =
 module Config =
     open ConfigReading
 
-    let private topLevelKeys = [ "node"; "listen"; "tls"; "defaults"; "apps" ]
+    let private topLevelKeys = [ "node"; "listen"; "tls"; "defaults"; "persistence"; "health"; "errors"; "apps" ]
+
+    /// The version in the default health-check User-Agent.
+    [<Literal>]
+    let Version = "1.0"
+
+    /// `lb-healthcheck/<version>`: backends can leave checks out of their logs, as the seed's backends do.
+    [<Literal>]
+    let DefaultUserAgent = "lb-healthcheck/" + Version
+
+    /// A section that is absent: every key takes its fallback.
+    let private absent path (at: Position) = { Path = path; Table = { Entries = []; At = at } }
 
     /// `[node] name`: this load balancer's name in logs and stats (HAProxy `node lb1`).
     let parseNode errors (root: Section) : NodeConfig =
@@ -255,19 +272,254 @@ module Config =
           Redispatch = true
           TimeoutConnect = TimeSpan.FromSeconds 5.0
           TimeoutClient = TimeSpan.FromSeconds 50.0
-          TimeoutServer = TimeSpan.FromSeconds 50.0 }
+          TimeoutServer = TimeSpan.FromSeconds 50.0
+          MaxConn = 2000
+          TimeoutQueue = TimeSpan.FromSeconds 5.0 }
 
-    /// `[defaults]`: HAProxy's defaults section (retries, redispatch, contimeout/clitimeout/srvtimeout).
+    /// Upper bound of every `maxconn`: far above what one process serves, low enough to catch a typo.
+    [<Literal>]
+    let MaxConnLimit = 1_000_000
+
+    /// `[defaults] maxconn`: HAProxy global `maxconn`, requests in flight across lb (1..1000000, default 2000).
+    let parseMaxConn errors (d: Section) = intInRange errors d "maxconn" 1 MaxConnLimit defaultDefaults.MaxConn
+
+    /// `[defaults] timeout_queue`: HAProxy `timeout queue`, the longest wait for a slot before 503 (default 5s).
+    let parseTimeoutQueue errors (d: Section) = duration errors d "timeout_queue" defaultDefaults.TimeoutQueue
+
+    /// `[defaults]`: HAProxy's defaults section (retries, redispatch, contimeout/clitimeout/srvtimeout, maxconn,
+    /// timeout queue).
     let parseDefaults errors (root: Section) : DefaultsConfig =
         match optTable errors root "defaults" with
         | Some d ->
-            rejectUnknownKeys errors d [ "retries"; "redispatch"; "timeout_connect"; "timeout_client"; "timeout_server" ]
+            rejectUnknownKeys
+                errors
+                d
+                [ "retries"; "redispatch"; "timeout_connect"; "timeout_client"; "timeout_server"; "maxconn"; "timeout_queue" ]
             { Retries = intInRange errors d "retries" 0 100 defaultDefaults.Retries
               Redispatch = optBool errors d "redispatch" |> Option.defaultValue defaultDefaults.Redispatch
               TimeoutConnect = duration errors d "timeout_connect" defaultDefaults.TimeoutConnect
               TimeoutClient = duration errors d "timeout_client" defaultDefaults.TimeoutClient
-              TimeoutServer = duration errors d "timeout_server" defaultDefaults.TimeoutServer }
+              TimeoutServer = duration errors d "timeout_server" defaultDefaults.TimeoutServer
+              MaxConn = parseMaxConn errors d
+              TimeoutQueue = parseTimeoutQueue errors d }
         | None -> defaultDefaults
+
+    // ---- Persistence ------------------------------------------------------------------------------
+
+    let defaultPersistence =
+        { Cookie = Some Cookies.DefaultName
+          Mode = CookieValueMode.Named
+          MoveFirst = false }
+
+    /// `persistence.cookie`: the cookie name (RFC 6265 §4.1.1 token), default `SRVID`; `""` turns persistence
+    /// off. Rejects a non-token name and a `__Host-` name: RFC 6265bis §4.1.3.2 requires Path=/ for it, and lb
+    /// scopes the cookie to the app's path so apps never collide.
+    let parsePersistenceCookie errors (section: Section) (fallback: string option) : string option =
+        match optString errors section "cookie" with
+        | Some("", _) -> None
+        | Some(name, at) when not (Cookies.isValidName name) ->
+            addError
+                errors
+                (keyword section "cookie")
+                at
+                $"'{name}' is not a cookie name"
+                "use letters, digits and !#$%&'*+-.^_`|~ (RFC 6265 token), like \"SRVID\"; \"\" turns persistence off"
+            fallback
+        | Some(name, at) when name.StartsWith("__Host-", StringComparison.OrdinalIgnoreCase) ->
+            addError
+                errors
+                (keyword section "cookie")
+                at
+                "a __Host- cookie must have Path=/, but lb scopes the cookie to the app's path"
+                "use another name, like \"SRVID\" or \"__Secure-SRVID\""
+            fallback
+        | Some(name, _) -> Some name
+        | None -> fallback
+
+    /// `persistence.mode`: `"named"` (the server's `cookie` value, else its name) or `"opaque"` (a digest that
+    /// shows no name and is identical on every node with the same config).
+    let parsePersistenceMode errors (section: Section) (fallback: CookieValueMode) : CookieValueMode =
+        match optString errors section "mode" with
+        | Some("named", _) -> CookieValueMode.Named
+        | Some("opaque", _) -> CookieValueMode.Opaque
+        | Some(other, at) ->
+            addError errors (keyword section "mode") at $"'{other}' is not a persistence mode" "use \"named\" or \"opaque\""
+            fallback
+        | None -> fallback
+
+    /// `persistence.move_first`: pass the persistence cookie on to the backend, moved first in `Cookie:` (the
+    /// seed's Apache workaround for a legacy HAProxy < 1.3.23 behind lb). Default false: the backend never sees it.
+    let parseMoveFirst errors (section: Section) (fallback: bool) : bool =
+        optBool errors section "move_first" |> Option.defaultValue fallback
+
+    /// `[persistence]` or an app's `persistence = { ... }`: each key absent here keeps the fallback's value.
+    let parsePersistence errors (section: Section) (fallback: PersistenceConfig) : PersistenceConfig =
+        rejectUnknownKeys errors section [ "cookie"; "mode"; "move_first" ]
+        { Cookie = parsePersistenceCookie errors section fallback.Cookie
+          Mode = parsePersistenceMode errors section fallback.Mode
+          MoveFirst = parseMoveFirst errors section fallback.MoveFirst }
+
+    // ---- Health checks ----------------------------------------------------------------------------
+
+    let private defaultThresholds =
+        match Health.thresholds (2, 2) with
+        | Ok t -> t
+        | Error e -> failwithf "default thresholds: %A" e
+
+    let defaultHealth =
+        { Enabled = true
+          Method = "GET"
+          Path = "/"
+          Host = None
+          Expected = Health.defaultExpected
+          Interval = TimeSpan.FromSeconds 10.0
+          Timeout = TimeSpan.FromSeconds 2.0
+          Thresholds = defaultThresholds
+          Spread = 5
+          UserAgent = DefaultUserAgent }
+
+    /// RFC 9110 §5.6.2 tchar.
+    let private isTokenChar (c: char) =
+        Char.IsAsciiLetterOrDigit c || "!#$%&'*+-.^_`|~".IndexOf c >= 0
+
+    /// `health.enabled`: false runs no checks and counts every server up (default true).
+    let parseHealthEnabled errors (section: Section) (fallback: bool) : bool =
+        optBool errors section "enabled" |> Option.defaultValue fallback
+
+    /// `health.method`: the check's request method, an RFC 9110 §9.1 token (case-sensitive), default GET.
+    let parseHealthMethod errors (section: Section) (fallback: string) : string =
+        match optString errors section "method" with
+        | Some(m, _) when m <> "" && Seq.forall isTokenChar m -> m
+        | Some(m, at) ->
+            addError errors (keyword section "method") at $"'{m}' is not an HTTP method" "like \"GET\", \"HEAD\" or \"OPTIONS\""
+            fallback
+        | None -> fallback
+
+    /// `health.path`: the check's request target in origin-form (RFC 9112 §3.2.1): starts with '/', visible
+    /// ASCII (percent-encode the rest), no fragment. Default `/`.
+    let parseHealthPath errors (section: Section) (fallback: string) : string =
+        match optString errors section "path" with
+        | Some(p, _) when p.StartsWith "/" && p |> Seq.forall (fun c -> c > ' ' && c < '\127' && c <> '#') -> p
+        | Some(p, at) ->
+            addError
+                errors
+                (keyword section "path")
+                at
+                $"'{p}' is not a request path"
+                "start it with '/', like \"/ping\"; percent-encode spaces and non-ASCII"
+            fallback
+        | None -> fallback
+
+    /// `health.host`: the Host header of a check (RFC 9110 §7.2 `host[:port]`); absent sends the server's address.
+    let parseHealthHost errors (section: Section) (fallback: string option) : string option =
+        let valid (h: string) =
+            h <> "" && h.Length <= 255 && h |> Seq.forall (fun c -> Char.IsAsciiLetterOrDigit c || "-._~:[]".IndexOf c >= 0)
+        match optString errors section "host" with
+        | Some(h, _) when valid h -> Some h
+        | Some(h, at) ->
+            addError errors (keyword section "host") at $"'{h}' is not a host name" "like \"app1.internal\" or \"app1.internal:8080\""
+            fallback
+        | None -> fallback
+
+    /// `health.expect`: statuses that pass (`Health.parseExpected`: `"200-399"`, `"2xx,404"`), default 200-399.
+    let parseHealthExpect errors (section: Section) (fallback: ExpectedStatus) : ExpectedStatus =
+        match optString errors section "expect" with
+        | Some(spec, at) ->
+            match Health.parseExpected spec with
+            | Ok expected -> expected
+            | Error problems ->
+                for problem in problems do
+                    addError errors (keyword section "expect") at problem "codes, ranges and classes separated by commas, like \"200-399\" or \"2xx,404\""
+                fallback
+        | None -> fallback
+
+    /// `health.interval` (default 10s) and `health.timeout` (default 2s): HAProxy `inter` and `timeout check`.
+    let parseHealthInterval errors (section: Section) (fallback: TimeSpan) = duration errors section "interval" fallback
+
+    let parseHealthTimeout errors (section: Section) (fallback: TimeSpan) = duration errors section "timeout" fallback
+
+    /// Upper bound of `rise` and `fall`: beyond it a state change would take longer than anyone waits.
+    [<Literal>]
+    let MaxRiseFall = 1000
+
+    /// `health.rise` and `health.fall` (default 2 each): consecutive successes to go up, failures to go down.
+    /// Rejects values outside 1..1000 (a server that needs 0 checks to change state has no state).
+    let parseHealthThresholds errors (section: Section) (fallback: HealthThresholds) : HealthThresholds =
+        let rise = intInRange errors section "rise" 1 MaxRiseFall fallback.Rise
+        let fall = intInRange errors section "fall" 1 MaxRiseFall fallback.Fall
+        match Health.thresholds (rise, fall) with
+        | Ok t -> t
+        | Error _ -> fallback
+
+    /// `health.spread`: percent of jitter on the interval, 0..50 (HAProxy `spread-checks`), default 5.
+    let parseHealthSpread errors (section: Section) (fallback: int) : int =
+        intInRange errors section "spread" 0 Health.MaxSpread fallback
+
+    /// `health.user_agent`: the checks' User-Agent, default `lb-healthcheck/1.0`. Rejects an empty value,
+    /// control characters (RFC 9110 §5.5: a field value holds no CR, LF or NUL) and non-ASCII.
+    let parseHealthUserAgent errors (section: Section) (fallback: string) : string =
+        match optString errors section "user_agent" with
+        | Some(ua, _) when ua.Trim() = ua && ua <> "" && ua |> Seq.forall (fun c -> c >= ' ' && c < '\127') -> ua
+        | Some(ua, at) ->
+            addError errors (keyword section "user_agent") at $"'{ua}' cannot be a User-Agent" "printable ASCII without leading or trailing spaces"
+            fallback
+        | None -> fallback
+
+    /// `[health]` or an app's `health = { ... }`: each key absent here keeps the fallback's value. The result
+    /// must have timeout below interval, or checks would overlap; reported at whichever of the two is written here.
+    let parseHealth errors (section: Section) (fallback: HealthCheckConfig) : HealthCheckConfig =
+        rejectUnknownKeys
+            errors
+            section
+            [ "enabled"; "method"; "path"; "host"; "expect"; "interval"; "timeout"; "rise"; "fall"; "spread"; "user_agent" ]
+        let health =
+            { Enabled = parseHealthEnabled errors section fallback.Enabled
+              Method = parseHealthMethod errors section fallback.Method
+              Path = parseHealthPath errors section fallback.Path
+              Host = parseHealthHost errors section fallback.Host
+              Expected = parseHealthExpect errors section fallback.Expected
+              Interval = parseHealthInterval errors section fallback.Interval
+              Timeout = parseHealthTimeout errors section fallback.Timeout
+              Thresholds = parseHealthThresholds errors section fallback.Thresholds
+              Spread = parseHealthSpread errors section fallback.Spread
+              UserAgent = parseHealthUserAgent errors section fallback.UserAgent }
+        if health.Timeout >= health.Interval then
+            let written = [ "timeout"; "interval" ] |> List.tryPick (fun k -> tryGet section k)
+            match written with
+            | Some(key, at, _) ->
+                addError
+                    errors
+                    (keyword section key)
+                    at
+                    $"timeout {formatDuration health.Timeout} is not below interval {formatDuration health.Interval}"
+                    "a check must time out before the next one starts: make timeout shorter than interval"
+            | None -> ()
+        health
+
+    // ---- Error pages ------------------------------------------------------------------------------
+
+    /// The statuses lb answers by itself, each with a built-in page that `[errors]` can replace.
+    let errorPageStatuses = [ 400; 403; 404; 408; 500; 502; 503; 504 ]
+
+    /// `[errors]`: `503 = "errors/503.html"`, a page file per status lb answers itself. Rejects other statuses,
+    /// non-string values and files that do not exist (paths are relative to the config file).
+    let parseErrorPages errors (root: Section) (baseDir: string) (fileExists: string -> bool) : (int * string) array =
+        match optTable errors root "errors" with
+        | Some section ->
+            rejectUnknownKeys errors section (errorPageStatuses |> List.map string)
+            [| for key, _, _ in section.Table.Entries do
+                   match Int32.TryParse key with
+                   | true, status when List.contains status errorPageStatuses && key = string status ->
+                       match optString errors section key with
+                       | Some(path, at) ->
+                           let full = resolve baseDir path
+                           if path = "" || not (fileExists full) then
+                               addError errors (keyword section key) at $"file not found: {full}" "paths are relative to the config file"
+                           else
+                               yield status, full
+                       | None -> ()
+                   | _ -> () |]
+        | None -> [||]
 
     /// An app name is one URL path segment of unreserved characters (RFC 3986 §2.3), so `/name/` routes to it
     /// without any decoding ambiguity.
@@ -282,9 +534,45 @@ module Config =
     let isValidServerName (name: string) =
         name.Length > 0 && name.Length <= 64 && name |> Seq.forall (fun c -> Char.IsAsciiLetterOrDigit c || c = '-' || c = '_' || c = '.')
 
-    /// One entry of `servers = [ { name, address, weight } ]` (HAProxy `server NAME ADDR weight W`).
-    let parseServer errors (section: Section) : ServerConfig option =
-        rejectUnknownKeys errors section [ "name"; "address"; "weight" ]
+    /// Server `cookie`: the persistence value naming the server in Named mode (HAProxy `server ... cookie V`).
+    /// Rejects a value that is not RFC 6265 §4.1.1 cookie-octets, and any value in Opaque mode, where it would
+    /// be silently ignored. None: the server name (Named) or the opaque digest.
+    let parseServerCookie errors (section: Section) (mode: CookieValueMode) : string option =
+        match optString errors section "cookie", mode with
+        | Some(value, at), CookieValueMode.Opaque ->
+            addError
+                errors
+                (keyword section "cookie")
+                at
+                $"cookie value '{value}' has no effect with persistence mode \"opaque\""
+                "remove it, or set mode = \"named\" in the app's persistence"
+            None
+        | Some(value, at), CookieValueMode.Named when not (Cookies.isValidValue value) ->
+            addError
+                errors
+                (keyword section "cookie")
+                at
+                $"'{value}' is not a cookie value"
+                "visible ASCII without spaces, quotes, commas, semicolons or backslashes (RFC 6265 §4.1.1)"
+            None
+        | Some(value, _), CookieValueMode.Named -> Some value
+        | None, _ -> None
+
+    /// Server `maxconn`: HAProxy server `maxconn`, requests in flight to this server (1..1000000); absent means
+    /// only the global limit applies.
+    let parseServerMaxConn errors (section: Section) : int option =
+        match optInt errors section "maxconn" with
+        | Some(n, _) when n >= 1L && n <= int64 MaxConnLimit -> Some(int n)
+        | Some(n, at) ->
+            addError errors (keyword section "maxconn") at $"{n} is out of range" $"use a value from 1 to {MaxConnLimit}"
+            None
+        | None -> None
+
+    /// One entry of `servers = [ { name, address, weight, cookie, maxconn } ]`
+    /// (HAProxy `server NAME ADDR weight W cookie V maxconn M`). The cookie value is resolved here with the
+    /// app's persistence mode (`Cookies.cookieValueFor`).
+    let parseServer errors (appName: string) (mode: CookieValueMode) (section: Section) : ServerConfig option =
+        rejectUnknownKeys errors section [ "name"; "address"; "weight"; "cookie"; "maxconn" ]
         let name =
             match optString errors section "name" with
             | Some(n, at) when not (isValidServerName n) ->
@@ -305,8 +593,16 @@ module Config =
                     addError errors (keyword section "address") section.Table.At "missing" "like address = \"10.0.0.11:8080\""
                 None
         let weight = intInRange errors section "weight" 0 256 1
+        let cookie = parseServerCookie errors section mode
+        let maxConn = parseServerMaxConn errors section
         match name, address with
-        | Some n, Some a -> Some { Name = n; Address = a; Weight = weight }
+        | Some n, Some a ->
+            Some
+                { Name = n
+                  Address = a
+                  Weight = weight
+                  CookieValue = Cookies.cookieValueFor (mode, appName, n, string a, cookie)
+                  MaxConn = maxConn }
         | _ -> None
 
     let private serverSections errors (app: Section) =
@@ -334,24 +630,72 @@ module Config =
         |> List.iter (fun (name, _) ->
             addError errors (keyword app "servers") app.Table.At $"server name '{name}' is used twice" "server names must be unique within an app")
 
-    /// `[apps.NAME]`: one application reached as `/NAME/`, with its servers (HAProxy `backend NAME`).
-    let parseApp errors (app: Section) (name: string) (at: Position) : AppConfig option =
-        rejectUnknownKeys errors app [ "servers" ]
+    /// Cookie values must identify one server each within an app (`Cookies.validateServerValues`); values that
+    /// are not cookie-octets were already reported at their server, so only duplicates remain here.
+    let private rejectDuplicateCookieValues errors (app: Section) (servers: ServerConfig list) =
+        let at =
+            match tryGet app "servers" with
+            | Some(_, at, _) -> at
+            | None -> app.Table.At
+        for problem in Cookies.validateServerValues (servers |> List.map (fun s -> s.CookieValue) |> Array.ofList) do
+            addError errors (keyword app "servers") at problem "give each server its own cookie value (or none: its name is used)"
+
+    /// `[apps.NAME] balance`: `"roundrobin"` (default), `"leastconn"` or `"random"` (two choices).
+    let parseBalance errors (app: Section) : BalanceAlgorithm =
+        let known = [ "roundrobin"; "leastconn"; "random" ]
+        match optString errors app "balance" with
+        | Some("roundrobin", _)
+        | None -> BalanceAlgorithm.RoundRobin
+        | Some("leastconn", _) -> BalanceAlgorithm.LeastConn
+        | Some("random", _) -> BalanceAlgorithm.RandomTwoChoices
+        | Some(other, at) ->
+            addError errors (keyword app "balance") at $"'{other}' is not a balance algorithm" (suggestion known other)
+            BalanceAlgorithm.RoundRobin
+
+    /// `[apps.NAME]`: one application reached as `/NAME/`, with its servers (HAProxy `backend NAME`). Its
+    /// `persistence` and `health` tables override the global ones key by key.
+    let parseApp
+        errors
+        (app: Section)
+        (name: string)
+        (at: Position)
+        (persistence: PersistenceConfig)
+        (health: HealthCheckConfig)
+        : AppConfig option =
+        rejectUnknownKeys errors app [ "servers"; "balance"; "persistence"; "health" ]
         if not (isValidAppName name) then
             addError errors app.Path at $"'{name}' cannot be an app name" "an app name is one path segment: letters, digits, '-', '_', '.', '~'"
-        let servers = serverSections errors app |> List.choose (parseServer errors)
+        let balance = parseBalance errors app
+        let persistence =
+            match optTable errors app "persistence" with
+            | Some table -> parsePersistence errors table persistence
+            | None -> persistence
+        let health =
+            match optTable errors app "health" with
+            | Some table -> parseHealth errors table health
+            | None -> health
+        let servers = serverSections errors app |> List.choose (parseServer errors name persistence.Mode)
         if servers.IsEmpty && (tryGet app "servers").IsSome then
             addError errors (keyword app "servers") app.Table.At "no valid server" "every app needs at least one server"
         rejectDuplicateServerNames errors app servers
-        if servers.IsEmpty then None else Some { Name = name; Servers = Array.ofList servers }
+        rejectDuplicateCookieValues errors app servers
+        if servers.IsEmpty then
+            None
+        else
+            Some
+                { Name = name
+                  Servers = Array.ofList servers
+                  Balance = balance
+                  Persistence = persistence
+                  Health = health }
 
-    let parseApps errors (root: Section) : AppConfig array =
+    let parseApps errors (root: Section) (persistence: PersistenceConfig) (health: HealthCheckConfig) : AppConfig array =
         match optTable errors root "apps" with
         | Some apps ->
             [| for name, at, node in apps.Table.Entries do
                    match node with
                    | TTable t ->
-                       match parseApp errors { Path = $"apps.{name}"; Table = t } name at with
+                       match parseApp errors { Path = $"apps.{name}"; Table = t } name at persistence health with
                        | Some app -> yield app
                        | None -> ()
                    | other -> addError errors $"apps.{name}" at $"expected a table, found {TomlNode.kindName other}" $"write [apps.{name}]" |]
@@ -374,7 +718,12 @@ module Config =
             let listen = parseListen errors root
             let tls = parseTls errors root baseDir fileExists listen
             let defaults = parseDefaults errors root
-            let apps = parseApps errors root
+            let persistence =
+                parsePersistence errors (optTable errors root "persistence" |> Option.defaultValue (absent "persistence" root.Table.At)) defaultPersistence
+            let health =
+                parseHealth errors (optTable errors root "health" |> Option.defaultValue (absent "health" root.Table.At)) defaultHealth
+            let errorPages = parseErrorPages errors root baseDir fileExists
+            let apps = parseApps errors root persistence health
             if errors.Count > 0 then
                 Error(errors |> Seq.sortBy (fun e -> e.Line, e.Column) |> List.ofSeq)
             else
@@ -383,7 +732,8 @@ module Config =
                       Listen = listen
                       Tls = tls
                       Defaults = defaults
-                      Apps = apps }
+                      Apps = apps
+                      ErrorPages = errorPages }
 
     /// The one-line summary `lb check` prints for a valid config.
     let summary (config: LbConfig) =

@@ -2,7 +2,7 @@ namespace Lb.Rules
 
 open System
 
-/// `lb explain -c FILE URL`: the decision for a URL as text, without sending anything anywhere.
+/// `lb explain -c FILE URL [--cookie "..."]`: the decision for a URL as text, without sending anything anywhere.
 [<RequireQualifiedAccess>]
 module Explain =
     /// A documentation address (RFC 5737 TEST-NET-3) stands in for the client in explanations.
@@ -23,31 +23,94 @@ module Explain =
             else
                 Ok { IsHttps = (scheme = "https"); Host = host; Method = "GET"; RawTarget = target; ClientAddress = exampleClient; ForwardedFor = None }
 
-    let private forwardLines (plan: ForwardPlan) (request: RequestFacts) =
-        [ $"decision: forward to app '{plan.App.Name}'"
+    /// The config word of an algorithm.
+    let balanceName (algorithm: BalanceAlgorithm) =
+        match algorithm with
+        | BalanceAlgorithm.RoundRobin -> "roundrobin"
+        | BalanceAlgorithm.LeastConn -> "leastconn"
+        | BalanceAlgorithm.RandomTwoChoices -> "random"
+
+    let private weights (app: AppConfig) = app.Servers |> Array.map (fun s -> s.Weight)
+
+    /// The server a fresh client would get first with every server up: the first round-robin or leastconn
+    /// pick from an idle start. Random draws have no such answer.
+    let private firstPick (app: AppConfig) =
+        let up = Array.create app.Servers.Length true
+        match app.Balance with
+        | BalanceAlgorithm.RoundRobin -> Balancing.roundRobin (Balancing.roundRobinInitial, up, weights app) |> Option.map fst
+        | BalanceAlgorithm.LeastConn -> Balancing.leastConn (up, weights app, [||], 0)
+        | BalanceAlgorithm.RandomTwoChoices -> None
+
+    let private persistenceLine (app: AppConfig) (cookieHeader: string) (secure: bool) =
+        let headers = if String.IsNullOrEmpty cookieHeader then [||] else [| cookieHeader |]
+        let usable = Array.create app.Servers.Length true
+        let balance = $"balance ({balanceName app.Balance})"
+        match Persistence.decide (app, headers, usable), app.Persistence.Cookie with
+        | Pinned i, Some name ->
+            $"  persistence: cookie {name}={app.Servers[i].CookieValue} found → pinned to {app.Servers[i].Name} (no Set-Cookie)"
+        | Choose why, Some _ ->
+            let fresh =
+                match firstPick app with
+                | Some i -> $"Set-Cookie: {Persistence.setCookieFor (app, i, secure)} (for {app.Servers[i].Name}, the first pick)"
+                | None -> $"Set-Cookie: {Persistence.setCookieFor (app, 0, secure)} (for the server drawn; {app.Servers[0].Name} shown)"
+            let next = if headers.Length = 0 then fresh else "new cookie: " + fresh
+            $"  persistence: {why} → {balance} + {next}"
+        | _, None -> $"  persistence: off (cookie = \"\") → {balance}, no cookie"
+
+    let private healthLine (health: HealthCheckConfig) =
+        if not health.Enabled then
+            "  health: checks off, every server counts as up"
+        else
+            let host = health.Host |> Option.map (fun h -> $", Host {h}") |> Option.defaultValue ""
+            let t = health.Thresholds
+            $"  health: {health.Method} {health.Path}{host} expect {health.Expected} every {ConfigReading.formatDuration health.Interval}"
+            + $" ±{health.Spread}%% (timeout {ConfigReading.formatDuration health.Timeout}, rise {t.Rise}, fall {t.Fall}),"
+            + $" User-Agent: {health.UserAgent}"
+
+    let private forwardLines (plan: ForwardPlan) (request: RequestFacts) (cookieHeader: string) =
+        let app = plan.App
+        [ $"decision: forward to app '{app.Name}'"
           $"  normalised path: {plan.PublicPath}"
-          let names = String.Join(", ", plan.App.Servers |> Array.map (fun s -> $"{s.Name} ({s.Address})"))
-          $"  server: chosen among {names}"
+          let names =
+              String.Join(
+                  ", ",
+                  app.Servers
+                  |> Array.map (fun s ->
+                      let limit = s.MaxConn |> Option.map (fun m -> $", maxconn {m}") |> Option.defaultValue ""
+                      $"{s.Name} ({s.Address}, weight {s.Weight}{limit})")
+              )
+          $"  balance: {balanceName app.Balance} among {names}"
+          persistenceLine app cookieHeader request.IsHttps
+          healthLine app.Health
           $"  backend request line: {request.Method} {plan.BackendTarget} HTTP/1.1"
           $"  Host: {request.Host}"
           for name, value in plan.RequestHeaders do
               $"  {name}: {value}"
-          $"  response Location/Content-Location: server or public-host URLs get {plan.Response.PublicScheme}://{plan.Response.PublicHost}{plan.App.Prefix}/..."
-          $"  response Set-Cookie Path=/x becomes Path={plan.App.Prefix}/x" ]
+          if not (String.IsNullOrEmpty cookieHeader) then
+              match Persistence.backendCookieHeaders (app, [| cookieHeader |]) with
+              | [||] -> "  Cookie: (dropped: nothing left for the backend)"
+              | kept ->
+                  let joined = String.Join("; ", kept)
+                  $"  Cookie: {joined}"
+          $"  response Location/Content-Location: server or public-host URLs get {plan.Response.PublicScheme}://{plan.Response.PublicHost}{app.Prefix}/..."
+          $"  response Set-Cookie Path=/x becomes Path={app.Prefix}/x" ]
 
-    /// The decision lines for one request.
-    let describe (snapshot: Snapshot) (request: RequestFacts) : string list =
+    /// The decision lines for one request; `cookieHeader` is its `Cookie:` value ("" for none).
+    let describe (snapshot: Snapshot) (request: RequestFacts) (cookieHeader: string) : string list =
         let scheme = if request.IsHttps then "https" else "http"
         let head = $"request: {request.Method} {scheme}://{request.Host}{request.RawTarget}"
+        let cookie = if String.IsNullOrEmpty cookieHeader then [] else [ $"  Cookie: {cookieHeader}" ]
         let body =
             match Routing.decide snapshot request with
             | Redirect(status, location, why) -> [ $"decision: redirect {status} to {location}"; $"  because {why}" ]
             | Reject reason -> [ $"decision: reject {reason.Status}"; $"  because {reason.Text}" ]
-            | Forward plan -> forwardLines plan request
-        head :: body
+            | Forward plan -> forwardLines plan request cookieHeader
+        head :: cookie @ body
 
+    /// `describe` for a URL; `cookieHeader` is the request's `Cookie:` value, "" for none.
     [<CompiledName("DescribeUrl")>]
-    let describeUrl (snapshot: Snapshot) (url: string) : string array =
+    let describeUrl (snapshot: Snapshot, url: string, cookieHeader: string) : string array =
+        let cookieHeader = HeaderRewrite.sanitize cookieHeader
         match parseUrl url with
-        | Ok request -> describe snapshot request |> Array.ofList
+        | Ok request -> describe snapshot request cookieHeader |> Array.ofList
         | Error e -> [| $"error: {e}" |]

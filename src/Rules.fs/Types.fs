@@ -39,19 +39,69 @@ type DefaultsConfig =
       Redispatch: bool
       TimeoutConnect: TimeSpan
       TimeoutClient: TimeSpan
-      TimeoutServer: TimeSpan }
+      TimeoutServer: TimeSpan
+      /// HAProxy global `maxconn`: requests in flight across lb; the excess waits in a queue.
+      MaxConn: int
+      /// HAProxy `timeout queue`: how long a queued request waits for a slot before it gets 503.
+      TimeoutQueue: TimeSpan }
+
+/// How an app picks a server for a request that is not pinned (HAProxy `balance`).
+[<RequireQualifiedAccess>]
+type BalanceAlgorithm =
+    /// `roundrobin`: smooth weighted round robin (`Balancing.roundRobin`).
+    | RoundRobin
+    /// `leastconn`: fewest active connections per weight (`Balancing.leastConn`).
+    | LeastConn
+    /// `random`: two weighted draws, the less loaded wins (`Balancing.randomTwoChoices`, HAProxy `random(2)`).
+    | RandomTwoChoices
+
+/// HAProxy `cookie NAME insert indirect nocache`, per app.
+type PersistenceConfig =
+    { /// The cookie name; None turns persistence off (config `cookie = ""`).
+      Cookie: string option
+      Mode: CookieValueMode
+      /// The seed's legacy workaround (Apache moving the cookie first for HAProxy < 1.3.23), opt-in: the
+      /// backend chain then receives the persistence cookie, moved to the front, instead of never seeing it.
+      MoveFirst: bool }
+
+/// HAProxy `option httpchk METHOD PATH`, `http-check expect`, `check inter T rise R fall F`, `spread-checks`.
+type HealthCheckConfig =
+    { Enabled: bool
+      Method: string
+      Path: string
+      /// The Host header of a check; None sends the server's own address.
+      Host: string option
+      Expected: ExpectedStatus
+      Interval: TimeSpan
+      Timeout: TimeSpan
+      Thresholds: HealthThresholds
+      /// Percent of jitter on the interval, 0..50 (`Health.nextCheckDelay`).
+      Spread: int
+      /// Sent as `User-Agent`, so backends can leave checks out of their logs.
+      UserAgent: string }
 
 type ServerConfig =
     { Name: string
       Address: Endpoint
-      Weight: int }
+      Weight: int
+      /// The persistence cookie value naming this server, resolved at load (`Cookies.cookieValueFor`):
+      /// the configured `cookie`, else the server name; the opaque digest when the app's mode is Opaque.
+      CookieValue: string
+      /// HAProxy server `maxconn`: requests in flight to this server; None means only the global limit.
+      MaxConn: int option }
 
 type AppConfig =
     { Name: string
-      Servers: ServerConfig array }
+      Servers: ServerConfig array
+      Balance: BalanceAlgorithm
+      Persistence: PersistenceConfig
+      Health: HealthCheckConfig }
 
     /// The public path prefix of the app: `/app1`.
     member this.Prefix = "/" + this.Name
+
+    /// The persistence cookie value of every server, index-aligned with `Servers`.
+    member this.CookieValues: string array = this.Servers |> Array.map (fun s -> s.CookieValue)
 
 /// The whole validated configuration. Built only by `Config.parse`, so every value here passed validation.
 type LbConfig =
@@ -59,7 +109,9 @@ type LbConfig =
       Listen: ListenConfig
       Tls: TlsConfig option
       Defaults: DefaultsConfig
-      Apps: AppConfig array }
+      Apps: AppConfig array
+      /// `[errors]`: status → absolute path of the page file that replaces the built-in page.
+      ErrorPages: (int * string) array }
 
 /// A configuration error with its place in the file and a hint on how to fix it.
 type ConfigError =

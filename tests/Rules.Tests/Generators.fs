@@ -109,11 +109,21 @@ let hostileCookies (min: int) : Gen<CookiePair list> =
         return! Gen.listOfLength n hostileCookie
     })
 
-/// Any string at all, control characters and CR/LF injection attempts included.
+/// `neighbours` (none called `name`) with `name=value` inserted first, in the middle and last: three headers.
+let placedAmong (name: string) (value: string) (neighbours: CookiePair list) : Gen<string list> =
+    let neighbours = neighbours |> List.filter (fun p -> p.Name <> name)
+    [ 0; neighbours.Length / 2; neighbours.Length ]
+    |> List.map (fun at -> headerOf (List.insertAt at { Name = name; Value = value } neighbours))
+    |> Gen.sequenceToList
+
+/// Any string at all, control characters and CR/LF/NUL injection attempts included (header, path and cookie
+/// properties alike).
 let anyText: Gen<string> =
     Gen.frequency
         [ 3, hostileText
-          1, Gen.elements [ "\r\n"; "\r"; "\n"; "\u0000"; "x\r\nSet-Cookie: evil=1"; ";"; "=" ]
+          1,
+          Gen.elements
+              [ "\r\n"; "\r"; "\n"; "\u0000"; "x\r\nSet-Cookie: evil=1"; "/x\r\nLocation: http://evil/"; ";"; "=" ]
           2, ArbMap.defaults |> ArbMap.generate<string> |> Gen.map (fun (s: string) -> if String.IsNullOrEmpty s then "" else s) ]
     |> Gen.listOf
     |> Gen.map String.Concat
@@ -216,3 +226,339 @@ let interval: Gen<TimeSpan> =
     Gen.frequency
         [ 3, Gen.choose (1, 120_000) |> Gen.map (fun ms -> TimeSpan.FromMilliseconds(float ms))
           1, Gen.elements [ TimeSpan.Zero; TimeSpan.FromTicks 1L; TimeSpan.FromSeconds 10.0; TimeSpan.FromDays 1.0 ] ]
+
+// ---- Routing --------------------------------------------------------------------------------------
+
+/// App names that are prefixes, extensions or case variants of one another: `/app10/` must not be app1.
+let appNames = [ "app1"; "app2"; "app10"; "App1"; "a.b"; "x-y_z~" ]
+
+/// Path segments chosen to attack routing: dot-segments plain and encoded, encoded slashes and
+/// backslashes, other apps' names, empty segments, non-ASCII and reserved characters.
+let hostileSegment: Gen<string> =
+    Gen.frequency
+        [ 6, Gen.elements [ ".."; "."; "%2e%2e"; "%2E%2e"; ".%2e"; "%2e"; "%2F"; "..%2F"; "%2f..%2f"; "%5C"; "\\.."; ""; "%00x"; "%zz"; "%" ]
+          6, Gen.elements (appNames @ [ "app1x"; "app"; "APP1"; "app1%2F..%2Fapp2" ])
+          4, Gen.elements [ "x"; "rest"; "a b"; "é"; "日本"; "%41"; "%7e"; "~"; "index.html"; ";p=1"; "@"; ":" ] ]
+
+/// A request path of hostile segments, sometimes with a trailing slash.
+let hostilePath: Gen<string> =
+    gen {
+        let! segments = Gen.listOfLength 4 hostileSegment |> Gen.resize 6
+        let! n = Gen.choose (0, 5)
+        let! trailing = Gen.elements [ ""; "/" ]
+        return "/" + String.Join("/", List.truncate n segments) + trailing
+    }
+
+let query: Gen<string> = Gen.elements [ ""; "?"; "?q=1"; "?a=b&c=%2F..%2F"; "?x=/app2/y"; "?%0d%0a=1" ]
+
+let server name port : ServerConfig =
+    { Name = name
+      Address = { Host = "127.0.0.1"; Port = port }
+      Weight = 1
+      CookieValue = name
+      MaxConn = None }
+
+/// A config with every app of `appNames`, each with its own servers on distinct ports.
+let routingConfig: LbConfig =
+    { Node = { Name = "lb-test" }
+      Listen =
+        { Http = Some { Host = "127.0.0.1"; Port = 8080 }
+          Https = Some { Host = "127.0.0.1"; Port = 8443 }
+          PlainHttp = PlainHttpMode.RedirectToHttps
+          RedirectStatus = 302 }
+      Tls = Some { Cert = "/c.pem"; Key = "/k.pem"; Chain = None }
+      Defaults = Config.defaultDefaults
+      Apps =
+        appNames
+        |> List.mapi (fun i name ->
+            { Name = name
+              Servers = [| server $"{name}_1" (9000 + 10 * i); server $"{name}_2" (9001 + 10 * i) |]
+              Balance = BalanceAlgorithm.RoundRobin
+              Persistence = Config.defaultPersistence
+              Health = Config.defaultHealth })
+        |> Array.ofList
+      ErrorPages = [||] }
+
+let routingSnapshot = Snapshot routingConfig
+
+let request isHttps target : RequestFacts =
+    { IsHttps = isHttps; Host = "site.example"; Method = "GET"; RawTarget = target; ClientAddress = "192.0.2.1"; ForwardedFor = None }
+
+/// A valid path under an app: what a client of app `name` sends, already in normal form.
+let pathUnder: Gen<string * string> =
+    gen {
+        let! app = Gen.elements appNames
+        let! segments = Gen.listOf (Gen.elements [ "x"; "rest"; "a%2Fb"; "%C3%A9"; "index.html"; "" ]) |> Gen.resize 4
+        let rest = "/" + String.Join("/", segments |> List.filter ((<>) ""))
+        return app, "/" + app + rest
+    }
+
+type Arbitraries =
+    static member HostilePath() = Arb.fromGen hostilePath
+
+// ---- Valid configurations -------------------------------------------------------------------------
+
+let private ms (n: int) = TimeSpan.FromMilliseconds(float n)
+
+/// A duration in whole milliseconds, often whole seconds, as people write them.
+let private durationBetween (lowMs: int) (highMs: int) : Gen<TimeSpan> =
+    Gen.oneof
+        [ Gen.choose (lowMs, highMs) |> Gen.map ms
+          Gen.choose (max 1 (lowMs / 1000), max 1 (highMs / 1000)) |> Gen.map (fun s -> ms (s * 1000)) ]
+    |> Gen.filter (fun d -> d.TotalMilliseconds >= float lowMs && d.TotalMilliseconds <= float highMs)
+
+/// Valid persistence cookie names: RFC 6265 tokens, `__Secure-` included, never `__Host-`.
+let persistenceCookieName: Gen<string> =
+    Gen.elements [ Cookies.DefaultName; "SERVERID"; "lb"; "x-srv"; "__Secure-SRVID"; "a.b!#$%&'*+^_`|~" ]
+
+let persistenceConfig: Gen<PersistenceConfig> =
+    gen {
+        let! cookie = Gen.frequency [ 6, persistenceCookieName |> Gen.map Some; 1, Gen.constant None ]
+        let! mode = Gen.elements [ CookieValueMode.Named; CookieValueMode.Opaque ]
+        let! moveFirst = Gen.frequency [ 4, Gen.constant false; 1, Gen.constant true ]
+        return { Cookie = cookie; Mode = mode; MoveFirst = moveFirst }
+    }
+
+let private expected spec =
+    match Health.parseExpected spec with
+    | Ok e -> e
+    | Error e -> failwithf "generator made an invalid expect: %A" e
+
+let healthConfig: Gen<HealthCheckConfig> =
+    gen {
+        let! enabled = Gen.frequency [ 4, Gen.constant true; 1, Gen.constant false ]
+        let! method = Gen.elements [ "GET"; "HEAD"; "OPTIONS"; "X-CHECK" ]
+        let! path = Gen.elements [ "/"; "/ping"; "/health?full=1"; "/a%20b/status" ]
+        let! host = Gen.elements [ None; Some "app.internal"; Some "app.internal:8080"; Some "[::1]:80" ]
+        let! expect = Gen.elements [ "200-399"; "2xx"; "200,204"; "200-299,404"; "200" ] |> Gen.map expected
+        let! interval = durationBetween 200 60_000
+        let! timeout = durationBetween 1 (int interval.TotalMilliseconds - 1)
+        let! rise = Gen.choose (1, 10)
+        let! fall = Gen.choose (1, 10)
+        let! spread = Gen.choose (0, Health.MaxSpread)
+        let! userAgent = Gen.elements [ Config.DefaultUserAgent; "probe/2 (lb check)" ]
+        return
+            { Enabled = enabled
+              Method = method
+              Path = path
+              Host = host
+              Expected = expect
+              Interval = interval
+              Timeout = timeout
+              Thresholds =
+                (match Health.thresholds (rise, fall) with
+                 | Ok t -> t
+                 | Error e -> failwithf "%A" e)
+              Spread = spread
+              UserAgent = userAgent }
+    }
+
+/// App names that are valid and distinct; some are prefixes of others.
+let private configAppNames = [ "app1"; "app2"; "app10"; "shop"; "a.b"; "x-y_z~" ]
+
+/// Servers of one app, cookie values resolved as `Config` resolves them. Server names repeat across apps
+/// (`s1` everywhere), so only the app name and address tell opaque values apart.
+let private serversFor (appName: string) (appIndex: int) (mode: CookieValueMode) : Gen<ServerConfig array> =
+    gen {
+        let! n = Gen.choose (1, 4)
+        let! servers =
+            [ for i in 1 .. n ->
+                  gen {
+                      let! address =
+                          Gen.elements
+                              [ { Host = "127.0.0.1"; Port = 9000 + 10 * appIndex + i }
+                                { Host = $"backend-{i}.internal"; Port = 8080 }
+                                { Host = "::1"; Port = 9500 + i } ]
+                      let! weight = Gen.frequency [ 1, Gen.constant 0; 8, Gen.choose (1, 5); 1, Gen.choose (6, 256) ]
+                      let! configured =
+                          match mode with
+                          | CookieValueMode.Named -> Gen.frequency [ 3, Gen.constant None; 1, Gen.constant (Some $"c{i}") ]
+                          | CookieValueMode.Opaque -> Gen.constant None
+                      let! maxConn = Gen.frequency [ 3, Gen.constant None; 1, Gen.choose (1, 1000) |> Gen.map Some ]
+                      let name = $"s{i}"
+                      return
+                          { Name = name
+                            Address = address
+                            Weight = weight
+                            CookieValue = Cookies.cookieValueFor (mode, appName, name, string address, configured)
+                            MaxConn = maxConn }
+                  } ]
+            |> Gen.sequenceToArray
+        return servers
+    }
+
+/// One app that inherits or overrides the global persistence and health settings.
+let private appConfig (globalPersistence: PersistenceConfig) (globalHealth: HealthCheckConfig) (index: int) (name: string) =
+    gen {
+        let! balance = Gen.elements [ BalanceAlgorithm.RoundRobin; BalanceAlgorithm.LeastConn; BalanceAlgorithm.RandomTwoChoices ]
+        let! persistence = Gen.frequency [ 2, Gen.constant globalPersistence; 1, persistenceConfig ]
+        let! health = Gen.frequency [ 2, Gen.constant globalHealth; 1, healthConfig ]
+        let! servers = serversFor name index persistence.Mode
+        return
+            { Name = name
+              Servers = servers
+              Balance = balance
+              Persistence = persistence
+              Health = health }
+    }
+
+/// A valid `LbConfig`: random apps, servers, balance, persistence and health (global and per app), limits
+/// and error pages. `Config.parseText (toToml c)` gives it back (a property in ConfigTests).
+let lbConfig: Gen<LbConfig> =
+    gen {
+        let! node = Gen.elements [ "lb"; "lb1"; "lb-b" ]
+        let! http = Gen.elements [ None; Some { Host = "127.0.0.1"; Port = 18080 }; Some { Host = "*"; Port = 80 } ]
+        let! https = Gen.elements [ None; Some { Host = "127.0.0.1"; Port = 18443 }; Some { Host = "::"; Port = 443 } ]
+        let! https = if http.IsNone && https.IsNone then Gen.constant (Some { Host = "127.0.0.1"; Port = 18443 }) else Gen.constant https
+        let! plain = Gen.elements [ PlainHttpMode.RedirectToHttps; PlainHttpMode.Proxy ]
+        let! redirectStatus = Gen.elements [ 301; 302; 303; 307; 308 ]
+        let! chain = Gen.elements [ None; Some "/etc/lb/chain.pem" ]
+        let! tlsAnyway = Gen.elements [ true; false ]
+        let tls = if https.IsSome || tlsAnyway then Some { Cert = "/etc/lb/lb.crt"; Key = "/etc/lb/lb.key"; Chain = chain } else None
+        let! retries = Gen.choose (0, 10)
+        let! redispatch = Gen.elements [ true; false ]
+        let! connect = durationBetween 1 10_000
+        let! client = durationBetween 1 120_000
+        let! server = durationBetween 1 120_000
+        let! maxConn = Gen.frequency [ 1, Gen.constant 2000; 2, Gen.choose (1, 100_000) ]
+        let! queue = durationBetween 1 30_000
+        let! persistence = persistenceConfig
+        let! health = healthConfig
+        let! appCount = Gen.choose (1, 4)
+        let! names = Gen.shuffle configAppNames |> Gen.map (Array.truncate appCount)
+        let! apps = names |> Array.mapi (appConfig persistence health) |> Gen.sequenceToArray
+        let! pages =
+            Gen.shuffle Config.errorPageStatuses
+            |> Gen.bind (fun all -> Gen.choose (0, all.Length) |> Gen.map (fun n -> Array.truncate n all))
+        return
+            { Node = { Name = node }
+              Listen = { Http = http; Https = https; PlainHttp = plain; RedirectStatus = redirectStatus }
+              Tls = tls
+              Defaults =
+                { Retries = retries
+                  Redispatch = redispatch
+                  TimeoutConnect = connect
+                  TimeoutClient = client
+                  TimeoutServer = server
+                  MaxConn = maxConn
+                  TimeoutQueue = queue }
+              Apps = apps
+              ErrorPages = pages |> Array.map (fun s -> s, $"/srv/errors/{s}.html") }
+    }
+
+/// A generated config with an app whose persistence is on, and that app's index.
+let configWithPersistentApp: Gen<LbConfig * int> =
+    lbConfig
+    |> Gen.filter (fun c -> c.Apps |> Array.exists (fun a -> a.Persistence.Cookie.IsSome))
+    |> Gen.bind (fun c ->
+        let on = c.Apps |> Array.indexed |> Array.filter (fun (_, a) -> a.Persistence.Cookie.IsSome) |> Array.map fst
+        Gen.elements on |> Gen.map (fun i -> c, i))
+
+// ---- Writing a config back as TOML ------------------------------------------------------------------
+
+let private str (s: string) = "\"" + s.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\""
+
+let private dur (d: TimeSpan) = str $"{int64 d.TotalMilliseconds}ms"
+
+let private modeWord mode =
+    match mode with
+    | CookieValueMode.Named -> "named"
+    | CookieValueMode.Opaque -> "opaque"
+
+let private balanceWord balance =
+    match balance with
+    | BalanceAlgorithm.RoundRobin -> "roundrobin"
+    | BalanceAlgorithm.LeastConn -> "leastconn"
+    | BalanceAlgorithm.RandomTwoChoices -> "random"
+
+let private persistenceKeys (p: PersistenceConfig) =
+    [ "cookie", str (defaultArg p.Cookie "")
+      "mode", str (modeWord p.Mode)
+      "move_first", (if p.MoveFirst then "true" else "false") ]
+
+let private healthKeys (h: HealthCheckConfig) =
+    [ "enabled", (if h.Enabled then "true" else "false")
+      "method", str h.Method
+      "path", str h.Path
+      yield! h.Host |> Option.map (fun v -> "host", str v) |> Option.toList
+      "expect", str (string h.Expected)
+      "interval", dur h.Interval
+      "timeout", dur h.Timeout
+      "rise", string h.Thresholds.Rise
+      "fall", string h.Thresholds.Fall
+      "spread", string h.Spread
+      "user_agent", str h.UserAgent ]
+
+/// Keys of `mine` that differ from `inherited`: an app writes only those and inherits the rest.
+let private overrides (mine: (string * string) list) (inherited: (string * string) list) =
+    mine |> List.filter (fun kv -> not (List.contains kv inherited))
+
+let private inlineTable (keys: (string * string) list) =
+    "{ " + String.Join(", ", keys |> List.map (fun (k, v) -> $"{k} = {v}")) + " }"
+
+/// The TOML text of a config, writing per-app persistence and health only where they differ from the global
+/// tables, so loading it back exercises key-by-key inheritance.
+let toToml (c: LbConfig) : string =
+    let lines = Collections.Generic.List<string>()
+    let add (s: string) = lines.Add s
+    let section name (keys: (string * string) list) =
+        add $"[{name}]"
+        for k, v in keys do
+            add $"{k} = {v}"
+    section "node" [ "name", str c.Node.Name ]
+    section
+        "listen"
+        [ yield! c.Listen.Http |> Option.map (fun e -> "http", str (string e)) |> Option.toList
+          yield! c.Listen.Https |> Option.map (fun e -> "https", str (string e)) |> Option.toList
+          "plain_http", str (if c.Listen.PlainHttp = PlainHttpMode.Proxy then "proxy" else "redirect")
+          "redirect_status", string c.Listen.RedirectStatus ]
+    match c.Tls with
+    | Some t ->
+        section "tls" [ "cert", str t.Cert; "key", str t.Key; yield! t.Chain |> Option.map (fun p -> "chain", str p) |> Option.toList ]
+    | None -> ()
+    let d = c.Defaults
+    section
+        "defaults"
+        [ "retries", string d.Retries
+          "redispatch", (if d.Redispatch then "true" else "false")
+          "timeout_connect", dur d.TimeoutConnect
+          "timeout_client", dur d.TimeoutClient
+          "timeout_server", dur d.TimeoutServer
+          "maxconn", string d.MaxConn
+          "timeout_queue", dur d.TimeoutQueue ]
+    // The config keeps only each app's resolved settings; any global table round-trips as long as every app
+    // can reach its own by overriding keys. The first app's will do, without a host if some app has none
+    // (an app cannot unset an inherited host).
+    let globalPersistence = c.Apps[0].Persistence
+    let globalHealth =
+        let first = c.Apps[0].Health
+        if c.Apps |> Array.exists (fun a -> a.Health.Host.IsNone) then { first with Host = None } else first
+    section "persistence" (persistenceKeys globalPersistence)
+    section "health" (healthKeys globalHealth)
+    if c.ErrorPages.Length > 0 then
+        section "errors" [ for status, path in c.ErrorPages -> string status, str path ]
+    for app in c.Apps do
+        add $"[apps.{str app.Name}]"
+        add $"balance = {str (balanceWord app.Balance)}"
+        match overrides (persistenceKeys app.Persistence) (persistenceKeys globalPersistence) with
+        | [] -> ()
+        | keys -> add $"persistence = {inlineTable keys}"
+        match overrides (healthKeys app.Health) (healthKeys globalHealth) with
+        | [] -> ()
+        | keys -> add $"health = {inlineTable keys}"
+        let servers =
+            app.Servers
+            |> Array.map (fun s ->
+                let configured =
+                    if app.Persistence.Mode = CookieValueMode.Named && s.CookieValue <> s.Name then
+                        [ "cookie", str s.CookieValue ]
+                    else
+                        []
+                inlineTable
+                    [ "name", str s.Name
+                      "address", str (string s.Address)
+                      "weight", string s.Weight
+                      yield! configured
+                      yield! s.MaxConn |> Option.map (fun m -> "maxconn", string m) |> Option.toList ])
+        add ("servers = [ " + String.Join(", ", servers) + " ]")
+    String.Join("\n", lines) + "\n"

@@ -6,7 +6,7 @@ open FsCheck
 open FsCheck.FSharp
 open FsCheck.Xunit
 open Lb.Rules
-open Lb.Rules.Tests.RoutingGenerators
+open Lb.Rules.Tests.Generators
 
 let private segments (path: string) = path.Split '/' |> Array.skip 1
 

@@ -6,9 +6,9 @@ open FsCheck
 open FsCheck.FSharp
 open FsCheck.Xunit
 open Lb.Rules
-open Lb.Rules.Tests.RoutingGenerators
+open Lb.Rules.Tests.Generators
 
-let private decide isHttps target = Routing.decide snapshot (request isHttps target)
+let private decide isHttps target = Routing.decide routingSnapshot (request isHttps target)
 
 let private target = Gen.map2 (+) hostilePath query
 
@@ -20,7 +20,7 @@ let ``a request routed to app A can only reach servers of app A`` () =
             let path, _ = Routing.splitTarget t
             let normalised = Paths.normalize path |> Result.defaultValue "?"
             let segment, _ = Paths.firstSegment normalised
-            let app = config.Apps |> Array.find (fun a -> a.Name = segment)
+            let app = routingConfig.Apps |> Array.find (fun a -> a.Name = segment)
             plan.App = app
             && obj.ReferenceEquals(plan.App.Servers, app.Servers)
             && plan.Response.ServerAuthorities = (app.Servers |> Array.map (fun s -> string s.Address))
@@ -70,7 +70,7 @@ let ``no decision ever carries CR or LF`` () =
     Prop.forAll (Arb.fromGen (Gen.zip anyText anyText)) (fun (t, host) ->
         let facts = { request true ("/app1/" + t) with Host = host; ForwardedFor = Some t }
         let hasBreak (s: string) = s.IndexOfAny [| '\r'; '\n' |] >= 0
-        match Routing.decide snapshot facts with
+        match Routing.decide routingSnapshot facts with
         | Forward plan ->
             not (hasBreak plan.BackendTarget)
             && plan.RequestHeaders |> Array.forall (fun (n, v) -> not (hasBreak n || hasBreak v))
@@ -93,4 +93,4 @@ let ``the seed's examples route as the seed does`` () =
 [<Fact>]
 let ``a bad Host header is refused before it can reach a Location`` () =
     let facts = { request false "/app1/" with Host = "evil.example/\"><" }
-    Assert.Equal(400, (match Routing.decide snapshot facts with Reject r -> r.Status | _ -> 0))
+    Assert.Equal(400, (match Routing.decide routingSnapshot facts with Reject r -> r.Status | _ -> 0))
