@@ -106,6 +106,26 @@ public sealed class FailoverTests(ITestOutputHelper output)
         AssertGap(h, TimeSpan.FromMilliseconds(500));
     }
 
+    [SkippableFact]
+    public void Unicast_peers_elect_one_master_and_fail_over_without_multicast()
+    {
+        using var lab = NewLab(out var n1, out var n2, out var c);
+        var lb1 = lab.StartLb(n1, "lb1", 150, "--peer", Lb2);
+        var lb2 = lab.StartLb(n2, "lb2", 100, "--peer", Lb1);
+        Assert.True(Lab.WaitFor(() => lab.HasVip(n1) && !lab.HasVip(n2), Election));
+        // Whichever started first may have been master for a moment; from now on lb2 must stay backup for longer
+        // than its Master_Down_Interval, i.e. it hears lb1's unicast adverts.
+        int settled = lb2.Lines.Count();
+        Thread.Sleep(4000);
+        Assert.True(lab.HasVip(n1) && !lab.HasVip(n2));
+        Assert.DoesNotContain(lb2.Lines.Skip(settled), l => l.Contains("-> Master"));
+
+        var h = Measure(lab, c, "lb1", "lb2", () => lb1.Signal(LabProcess.SigTerm), durationMs: 4000);
+        Report("lb ⇄ lb, v3 1 s unicast, SIGTERM master", h, "keepalived ≈ 0.64 s");
+        AssertGap(h, TimeSpan.FromSeconds(1));
+        Assert.Equal(0, h.FailedRequests);
+    }
+
     static string KeepalivedConfig(string name, int version, int priority, bool auth) => $$"""
         global_defs {
           router_id {{name}}
