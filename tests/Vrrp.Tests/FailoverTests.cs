@@ -153,6 +153,7 @@ public sealed class FailoverTests(ITestOutputHelper output)
     [InlineData(LabProcess.SigTerm)]
     public void Keepalived_150_is_master_over_lb_100_with_v2_auth_and_lb_takes_over_when_it_dies(int signal)
     {
+        Skip.If(Lab.KeepalivedUnavailable() is not null, Lab.KeepalivedUnavailable());
         using var lab = NewLab(out var n1, out var n2, out var c);
         var (ka, pidIndex) = lab.StartKeepalived(n1, "ka", KeepalivedConfig("ka", 2, 150, auth: true));
         Assert.True(Lab.WaitFor(() => lab.HasVip(n1), Election), "keepalived alone becomes master");
@@ -176,6 +177,7 @@ public sealed class FailoverTests(ITestOutputHelper output)
     [InlineData(LabProcess.SigTerm)]
     public void Lb_150_is_master_over_keepalived_100_with_v3_and_keepalived_takes_over_when_it_dies(int signal)
     {
+        Skip.If(Lab.KeepalivedUnavailable() is not null, Lab.KeepalivedUnavailable());
         using var lab = NewLab(out var n1, out var n2, out var c);
         var (ka, _) = lab.StartKeepalived(n2, "ka", KeepalivedConfig("ka", 3, 100, auth: false));
         Assert.True(Lab.WaitFor(() => lab.HasVip(n2), Election), "keepalived alone becomes master");

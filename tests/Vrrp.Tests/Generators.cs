@@ -70,3 +70,22 @@ public static class FleetGenerators
         from v in Gen.Elements(VrrpVersion.V2, VrrpVersion.V3)
         select new Fleet(prios.Select(p => (byte)p).ToArray(), starts, preempt, v));
 }
+
+/// <summary>2–3 planned nodes with distinct priorities, each with one tracked check, plus which failure to try.</summary>
+public sealed record PlanCase(NodePlan[] Nodes, int FailureIndex)
+{
+    public override string ToString() =>
+        string.Join("; ", Nodes.Select(n => $"{n.Name} {n.Priority} preempt={n.Preempt} check weight {n.Checks[0].Weight}")) + $"; failure #{FailureIndex}";
+}
+
+public static class PlanGenerators
+{
+    public static Arbitrary<PlanCase> PlanCase() => Arb.From(
+        from n in Gen.Choose(2, 3)
+        from prios in Gen.Shuffle(Enumerable.Range(1, 254).ToArray()).Select(p => p.Take(n).ToArray())
+        from preempts in Gen.Elements(true, false).ArrayOf(n)
+        from weights in Gen.Choose(-100, 100).ArrayOf(n)
+        from failure in Gen.Choose(0, 100)
+        select new PlanCase(Enumerable.Range(0, n).Select(i =>
+            new NodePlan($"lb{i + 1}", (byte)prios[i], preempts[i], [], [new PlannedCheck("chk", weights[i])])).ToArray(), failure));
+}

@@ -81,6 +81,11 @@ public sealed class Lab : IDisposable
         return File.Exists("/usr/sbin/ip") || File.Exists("/sbin/ip") || File.Exists("/usr/bin/ip") ? null : "iproute2 (ip) is not installed";
     }
 
+    /// <summary>Why the keepalived interoperability tests cannot run here, or null if they can.</summary>
+    public static string? KeepalivedUnavailable() =>
+        Unavailable() ?? (File.Exists("/usr/sbin/keepalived") || File.Exists("/usr/bin/keepalived") || File.Exists("/sbin/keepalived")
+            ? null : "keepalived is not installed (apt-get install keepalived; .ci/run installs it)");
+
     [DllImport("libc")]
     static extern uint geteuid();
 
