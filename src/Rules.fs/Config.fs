@@ -366,6 +366,10 @@ module Config =
         | Ok t -> t
         | Error e -> failwithf "default thresholds: %A" e
 
+    /// The check timeout when none is written: 2s, or the interval if shorter (HAProxy uses `inter` as the
+    /// check timeout when `timeout check` is unset), so `health = { interval = "1s" }` needs no timeout.
+    let DefaultHealthTimeout = TimeSpan.FromSeconds 2.0
+
     let defaultHealth =
         { Enabled = true
           Method = "GET"
@@ -373,7 +377,7 @@ module Config =
           Host = None
           Expected = Health.defaultExpected
           Interval = TimeSpan.FromSeconds 10.0
-          Timeout = TimeSpan.FromSeconds 2.0
+          Timeout = DefaultHealthTimeout
           Thresholds = defaultThresholds
           Spread = 5
           UserAgent = DefaultUserAgent }
@@ -433,10 +437,15 @@ module Config =
                 fallback
         | None -> fallback
 
-    /// `health.interval` (default 10s) and `health.timeout` (default 2s): HAProxy `inter` and `timeout check`.
+    /// `health.interval`: HAProxy `inter`, the time between two checks of a server (default 10s).
     let parseHealthInterval errors (section: Section) (fallback: TimeSpan) = duration errors section "interval" fallback
 
-    let parseHealthTimeout errors (section: Section) (fallback: TimeSpan) = duration errors section "timeout" fallback
+    /// `health.timeout`: HAProxy `timeout check`. The timeout written here, else the one written in the table
+    /// this one inherits from (`inherited`), else None: `DefaultHealthTimeout` capped at the interval applies.
+    let parseHealthTimeout errors (section: Section) (inherited: TimeSpan option) : TimeSpan option =
+        match tryGet section "timeout" with
+        | Some _ -> Some(duration errors section "timeout" DefaultHealthTimeout)
+        | None -> inherited
 
     /// Upper bound of `rise` and `fall`: beyond it a state change would take longer than anyone waits.
     [<Literal>]
@@ -465,36 +474,41 @@ module Config =
             fallback
         | None -> fallback
 
-    /// `[health]` or an app's `health = { ... }`: each key absent here keeps the fallback's value. The result
-    /// must have timeout below interval, or checks would overlap; reported at whichever of the two is written here.
-    let parseHealth errors (section: Section) (fallback: HealthCheckConfig) : HealthCheckConfig =
+    /// `[health]` or an app's `health = { ... }`: each key absent here keeps the inherited value. `inherited` is
+    /// the parent's settings and the timeout written there, if any; the result carries the same for children.
+    /// The timeout may not exceed the interval, or a check would still run when the next is due; the error is
+    /// reported at whichever of the two is written here.
+    let parseHealth errors (section: Section) (inherited: HealthCheckConfig * TimeSpan option) : HealthCheckConfig * TimeSpan option =
+        let fallback, inheritedTimeout = inherited
         rejectUnknownKeys
             errors
             section
             [ "enabled"; "method"; "path"; "host"; "expect"; "interval"; "timeout"; "rise"; "fall"; "spread"; "user_agent" ]
+        let interval = parseHealthInterval errors section fallback.Interval
+        let writtenTimeout = parseHealthTimeout errors section inheritedTimeout
+        let timeout = writtenTimeout |> Option.defaultValue (min DefaultHealthTimeout interval)
+        if timeout > interval then
+            match [ "timeout"; "interval" ] |> List.tryPick (tryGet section) with
+            | Some(key, at, _) ->
+                addError
+                    errors
+                    (keyword section key)
+                    at
+                    $"timeout {formatDuration timeout} is longer than interval {formatDuration interval}"
+                    "a check must give up before the next one is due: make timeout at most the interval"
+            | None -> ()
         let health =
             { Enabled = parseHealthEnabled errors section fallback.Enabled
               Method = parseHealthMethod errors section fallback.Method
               Path = parseHealthPath errors section fallback.Path
               Host = parseHealthHost errors section fallback.Host
               Expected = parseHealthExpect errors section fallback.Expected
-              Interval = parseHealthInterval errors section fallback.Interval
-              Timeout = parseHealthTimeout errors section fallback.Timeout
+              Interval = interval
+              Timeout = timeout
               Thresholds = parseHealthThresholds errors section fallback.Thresholds
               Spread = parseHealthSpread errors section fallback.Spread
               UserAgent = parseHealthUserAgent errors section fallback.UserAgent }
-        if health.Timeout >= health.Interval then
-            let written = [ "timeout"; "interval" ] |> List.tryPick (fun k -> tryGet section k)
-            match written with
-            | Some(key, at, _) ->
-                addError
-                    errors
-                    (keyword section key)
-                    at
-                    $"timeout {formatDuration health.Timeout} is not below interval {formatDuration health.Interval}"
-                    "a check must time out before the next one starts: make timeout shorter than interval"
-            | None -> ()
-        health
+        health, writtenTimeout
 
     // ---- Error pages ------------------------------------------------------------------------------
 
@@ -660,7 +674,7 @@ module Config =
         (name: string)
         (at: Position)
         (persistence: PersistenceConfig)
-        (health: HealthCheckConfig)
+        (health: HealthCheckConfig * TimeSpan option)
         : AppConfig option =
         rejectUnknownKeys errors app [ "servers"; "balance"; "persistence"; "health" ]
         if not (isValidAppName name) then
@@ -672,8 +686,8 @@ module Config =
             | None -> persistence
         let health =
             match optTable errors app "health" with
-            | Some table -> parseHealth errors table health
-            | None -> health
+            | Some table -> fst (parseHealth errors table health)
+            | None -> fst health
         let servers = serverSections errors app |> List.choose (parseServer errors name persistence.Mode)
         if servers.IsEmpty && (tryGet app "servers").IsSome then
             addError errors (keyword app "servers") app.Table.At "no valid server" "every app needs at least one server"
@@ -689,7 +703,7 @@ module Config =
                   Persistence = persistence
                   Health = health }
 
-    let parseApps errors (root: Section) (persistence: PersistenceConfig) (health: HealthCheckConfig) : AppConfig array =
+    let parseApps errors (root: Section) (persistence: PersistenceConfig) (health: HealthCheckConfig * TimeSpan option) : AppConfig array =
         match optTable errors root "apps" with
         | Some apps ->
             [| for name, at, node in apps.Table.Entries do
@@ -721,7 +735,7 @@ module Config =
             let persistence =
                 parsePersistence errors (optTable errors root "persistence" |> Option.defaultValue (absent "persistence" root.Table.At)) defaultPersistence
             let health =
-                parseHealth errors (optTable errors root "health" |> Option.defaultValue (absent "health" root.Table.At)) defaultHealth
+                parseHealth errors (optTable errors root "health" |> Option.defaultValue (absent "health" root.Table.At)) (defaultHealth, None)
             let errorPages = parseErrorPages errors root baseDir fileExists
             let apps = parseApps errors root persistence health
             if errors.Count > 0 then

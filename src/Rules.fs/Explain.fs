@@ -99,7 +99,7 @@ module Explain =
     let describe (snapshot: Snapshot) (request: RequestFacts) (cookieHeader: string) : string list =
         let scheme = if request.IsHttps then "https" else "http"
         let head = $"request: {request.Method} {scheme}://{request.Host}{request.RawTarget}"
-        let cookie = if String.IsNullOrEmpty cookieHeader then [] else [ $"  Cookie: {cookieHeader}" ]
+        let cookie = if String.IsNullOrEmpty cookieHeader then [] else [ $"  request Cookie: {cookieHeader}" ]
         let body =
             match Routing.decide snapshot request with
             | Redirect(status, location, why) -> [ $"decision: redirect {status} to {location}"; $"  because {why}" ]
