@@ -51,7 +51,13 @@ module ConfigReading =
                 addError errors (keyword section name) at "unknown key" (suggestion known name)
 
     let private wrongType errors kw node expected =
-        addError errors kw (TomlNode.position node) $"expected {expected}, found {TomlNode.kindName node}" ""
+        let hint =
+            match expected with
+            | "a string" -> "put the value in double quotes"
+            | "an integer" -> "write a whole number without quotes"
+            | "true or false" -> "write true or false without quotes"
+            | _ -> "write it as a [section] or an inline { key = value } table"
+        addError errors kw (TomlNode.position node) $"expected {expected}, found {TomlNode.kindName node}" hint
 
     let optString errors section key : (string * Position) option =
         match tryGet section key with
@@ -366,8 +372,7 @@ module Config =
         | Ok t -> t
         | Error e -> failwithf "default thresholds: %A" e
 
-    /// The check timeout when none is written: 2s, or the interval if shorter (HAProxy uses `inter` as the
-    /// check timeout when `timeout check` is unset), so `health = { interval = "1s" }` needs no timeout.
+    /// The check timeout when none is written: 2s, capped at the interval.
     let DefaultHealthTimeout = TimeSpan.FromSeconds 2.0
 
     let defaultHealth =
@@ -440,12 +445,24 @@ module Config =
     /// `health.interval`: HAProxy `inter`, the time between two checks of a server (default 10s).
     let parseHealthInterval errors (section: Section) (fallback: TimeSpan) = duration errors section "interval" fallback
 
-    /// `health.timeout`: HAProxy `timeout check`. The timeout written here, else the one written in the table
-    /// this one inherits from (`inherited`), else None: `DefaultHealthTimeout` capped at the interval applies.
-    let parseHealthTimeout errors (section: Section) (inherited: TimeSpan option) : TimeSpan option =
+    /// `health.timeout`: HAProxy `timeout check`, the longest a check may take (default 2s). Rejects a timeout
+    /// longer than the interval written with it: the check would still run when the next is due. A timeout not
+    /// written in this table — inherited from `[health]` (`inherited`) or the default — is capped at this
+    /// table's interval instead, so `health = { interval = "1s" }` under a global `timeout = "2s"` (issue 3's
+    /// example) means checks every second that give up after one (HAProxy likewise falls back to `inter`).
+    let parseHealthTimeout errors (section: Section) (inherited: TimeSpan option) (interval: TimeSpan) : TimeSpan =
         match tryGet section "timeout" with
-        | Some _ -> Some(duration errors section "timeout" DefaultHealthTimeout)
-        | None -> inherited
+        | Some(_, at, _) ->
+            let timeout = duration errors section "timeout" DefaultHealthTimeout
+            if timeout > interval then
+                addError
+                    errors
+                    (keyword section "timeout")
+                    at
+                    $"timeout {formatDuration timeout} is longer than interval {formatDuration interval}"
+                    "a check must give up before the next one is due: make timeout at most the interval"
+            timeout
+        | None -> min (inherited |> Option.defaultValue DefaultHealthTimeout) interval
 
     /// Upper bound of `rise` and `fall`: beyond it a state change would take longer than anyone waits.
     [<Literal>]
@@ -475,9 +492,8 @@ module Config =
         | None -> fallback
 
     /// `[health]` or an app's `health = { ... }`: each key absent here keeps the inherited value. `inherited` is
-    /// the parent's settings and the timeout written there, if any; the result carries the same for children.
-    /// The timeout may not exceed the interval, or a check would still run when the next is due; the error is
-    /// reported at whichever of the two is written here.
+    /// the parent's settings and the timeout written there, if any (`parseHealthTimeout` caps an inherited or
+    /// default timeout at the interval); the result carries the same for children.
     let parseHealth errors (section: Section) (inherited: HealthCheckConfig * TimeSpan option) : HealthCheckConfig * TimeSpan option =
         let fallback, inheritedTimeout = inherited
         rejectUnknownKeys
@@ -485,18 +501,8 @@ module Config =
             section
             [ "enabled"; "method"; "path"; "host"; "expect"; "interval"; "timeout"; "rise"; "fall"; "spread"; "user_agent" ]
         let interval = parseHealthInterval errors section fallback.Interval
-        let writtenTimeout = parseHealthTimeout errors section inheritedTimeout
-        let timeout = writtenTimeout |> Option.defaultValue (min DefaultHealthTimeout interval)
-        if timeout > interval then
-            match [ "timeout"; "interval" ] |> List.tryPick (tryGet section) with
-            | Some(key, at, _) ->
-                addError
-                    errors
-                    (keyword section key)
-                    at
-                    $"timeout {formatDuration timeout} is longer than interval {formatDuration interval}"
-                    "a check must give up before the next one is due: make timeout at most the interval"
-            | None -> ()
+        let timeout = parseHealthTimeout errors section inheritedTimeout interval
+        let written = if (tryGet section "timeout").IsSome then Some timeout else inheritedTimeout
         let health =
             { Enabled = parseHealthEnabled errors section fallback.Enabled
               Method = parseHealthMethod errors section fallback.Method
@@ -508,7 +514,7 @@ module Config =
               Thresholds = parseHealthThresholds errors section fallback.Thresholds
               Spread = parseHealthSpread errors section fallback.Spread
               UserAgent = parseHealthUserAgent errors section fallback.UserAgent }
-        health, writtenTimeout
+        health, written
 
     // ---- Error pages ------------------------------------------------------------------------------
 

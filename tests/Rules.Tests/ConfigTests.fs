@@ -115,3 +115,200 @@ let ``endpoints take IPv4, bracketed IPv6, names and any`` () =
     Assert.True(Result.isError (ConfigReading.parseEndpoint "::1:443"))
     Assert.True(Result.isError (ConfigReading.parseEndpoint "127.0.0.1:99999"))
     Assert.True(Result.isError (ConfigReading.parseEndpoint "127.0.0.1"))
+
+// ---- Issue 3: balance, persistence, health, limits, error pages -------------------------------------
+
+let private forAll (g: FsCheck.Gen<'T>) (law: 'T -> bool) =
+    FsCheck.FSharp.Prop.forAll (FsCheck.FSharp.Arb.fromGen g) law
+
+let private load text =
+    match parse text with
+    | Ok config -> config
+    | Error errors -> failwithf "%s" (String.Join("\n", errors |> List.map string))
+
+/// Issue 3's config block, with a listener so it stands alone.
+let private issue3 =
+    """
+[listen]
+http = "127.0.0.1:18080"
+plain_http = "proxy"
+[persistence]
+cookie = "SRVID"            # "" turns persistence off
+[health]
+method = "GET"
+path = "/"
+interval = "10s"
+timeout = "2s"
+rise = 2
+fall = 2
+spread = 5                  # percent
+[defaults]
+maxconn = 2000
+timeout_queue = "5s"
+[apps.app1]
+balance = "roundrobin"      # leastconn | random
+health = { path = "/ping", interval = "1s" }
+servers = [ { name = "app1_1", address = "127.0.0.1:9101", weight = 2, cookie = "s1", maxconn = 100 } ]
+"""
+
+[<Fact>]
+let ``issue 3's config block loads, and the app inherits every health key it does not set`` () =
+    let config = load issue3
+    let app = config.Apps[0]
+    Assert.Equal(BalanceAlgorithm.RoundRobin, app.Balance)
+    Assert.Equal({ Cookie = Some "SRVID"; Mode = CookieValueMode.Named; MoveFirst = false }, app.Persistence)
+    Assert.Equal("/ping", app.Health.Path)
+    Assert.Equal(TimeSpan.FromSeconds 1.0, app.Health.Interval)
+    Assert.Equal("GET", app.Health.Method)
+    Assert.Equal(5, app.Health.Spread)
+    Assert.Equal("lb-healthcheck/1.0", app.Health.UserAgent)
+    Assert.Equal(2, app.Health.Thresholds.Rise)
+    Assert.Equal({ Name = "app1_1"; Address = { Host = "127.0.0.1"; Port = 9101 }; Weight = 2; CookieValue = "s1"; MaxConn = Some 100 }, app.Servers[0])
+    Assert.Equal<string[]>([| "s1" |], app.CookieValues)
+    Assert.Equal(2000, config.Defaults.MaxConn)
+    Assert.Equal(TimeSpan.FromSeconds 5.0, config.Defaults.TimeoutQueue)
+
+[<Fact>]
+let ``a config without the new keys gets issue 3's defaults`` () =
+    let config = load valid
+    let app = config.Apps[0]
+    Assert.Equal(BalanceAlgorithm.RoundRobin, app.Balance)
+    Assert.Equal(Config.defaultPersistence, app.Persistence)
+    Assert.Equal(Config.defaultHealth, app.Health)
+    Assert.Equal("200-399", string app.Health.Expected)
+    Assert.Equal(TimeSpan.FromSeconds 10.0, app.Health.Interval)
+    Assert.Equal(TimeSpan.FromSeconds 2.0, app.Health.Timeout)
+    Assert.Equal<string[]>([| "app1_1"; "app1_2" |], app.CookieValues)
+    Assert.Equal(None, app.Servers[0].MaxConn)
+    Assert.Empty(config.ErrorPages)
+
+[<Fact>]
+let ``a timeout not written with the interval is capped at it, a written one is kept`` () =
+    let timeoutOf (text: string) = (load (valid.Replace("[apps.app1]", text + "\n[apps.app1]"))).Apps[0].Health.Timeout
+    Assert.Equal(TimeSpan.FromMilliseconds 500.0, timeoutOf "[health]\ninterval = \"500ms\"")
+    Assert.Equal(TimeSpan.FromSeconds 1.0, timeoutOf "[health]\ntimeout = \"5s\"\n[apps.app0]\nservers = [ { name = \"s\", address = \"127.0.0.1:1\" } ]\nhealth = { interval = \"1s\" }")
+    Assert.Equal(TimeSpan.FromSeconds 1.0, timeoutOf "[health]\ninterval = \"1s\"")
+    Assert.Equal(TimeSpan.FromSeconds 2.0, timeoutOf "[health]\ninterval = \"1s\"\n[apps.app0]\nservers = [ { name = \"s\", address = \"127.0.0.1:1\" } ]\nhealth = { interval = \"10s\" }")
+    let apps = (load (valid.Replace("[apps.app1]", "[health]\ntimeout = \"5s\"\n[apps.app1]\nhealth = { interval = \"20s\" }"))).Apps
+    Assert.Equal(TimeSpan.FromSeconds 5.0, apps[0].Health.Timeout)
+
+[<Fact>]
+let ``per-app persistence and health override the global tables key by key`` () =
+    let text =
+        valid
+            .Replace("[apps.app1]", "[persistence]\nmode = \"opaque\"\ncookie = \"LB\"\n[health]\nrise = 5\nexpect = \"2xx\"\n[apps.app1]\npersistence = { cookie = \"A1\" }\nhealth = { fall = 4 }\nbalance = \"leastconn\"")
+            + "[apps.app2]\nbalance = \"random\"\npersistence = { cookie = \"\" }\nservers = [ { name = \"s\", address = \"127.0.0.1:9201\" } ]\n"
+    let config = load text
+    let app1, app2 = config.Apps[0], config.Apps[1]
+    Assert.Equal({ Cookie = Some "A1"; Mode = CookieValueMode.Opaque; MoveFirst = false }, app1.Persistence)
+    Assert.Equal((5, 4), (app1.Health.Thresholds.Rise, app1.Health.Thresholds.Fall))
+    Assert.Equal("200-299", string app1.Health.Expected)
+    Assert.Equal(BalanceAlgorithm.LeastConn, app1.Balance)
+    Assert.Equal(Cookies.opaqueValue ("app1", "app1_1", "127.0.0.1:9101"), app1.Servers[0].CookieValue)
+    Assert.Equal(None, app2.Persistence.Cookie)
+    Assert.Equal(BalanceAlgorithm.RandomTwoChoices, app2.Balance)
+    Assert.Equal((5, 2), (app2.Health.Thresholds.Rise, app2.Health.Thresholds.Fall))
+
+[<Fact>]
+let ``error pages resolve against the config folder and must exist`` () =
+    let text = valid + "[errors]\n503 = \"errors/503.html\"\n404 = \"/srv/404.html\"\n"
+    match Config.parseText text "/etc/lb" (fun p -> p <> "/srv/404.html") with
+    | Error [ e ] ->
+        Assert.Equal("errors.404", e.Keyword)
+        Assert.Contains("/srv/404.html", e.Message)
+    | other -> failwithf "%A" other
+    Assert.Equal<(int * string)[]>([| 503, "/etc/lb/errors/503.html"; 404, "/srv/404.html" |], (load text).ErrorPages)
+
+/// One mistake per new keyword: the snippet replacing `[apps.app1]` in `valid`, and the keyword blamed.
+let private mistakes: (string * string) list =
+    [ "[persistence]\ncookie = \"SRV ID\"", "persistence.cookie"
+      "[persistence]\ncookie = \"__Host-SRVID\"", "persistence.cookie"
+      "[persistence]\nmode = \"hidden\"", "persistence.mode"
+      "[persistence]\nmove_first = \"yes\"", "persistence.move_first"
+      "[persistence]\ncokie = \"X\"", "persistence.cokie"
+      "[health]\nenabled = 1", "health.enabled"
+      "[health]\nmethod = \"GE T\"", "health.method"
+      "[health]\npath = \"ping\"", "health.path"
+      "[health]\nhost = \"a b\"", "health.host"
+      "[health]\nexpect = \"600\"", "health.expect"
+      "[health]\ninterval = \"10\"", "health.interval"
+      "[health]\ninterval = \"1s\"\ntimeout = \"3s\"", "health.timeout"
+      "[health]\nrise = 0", "health.rise"
+      "[health]\nfall = 0", "health.fall"
+      "[health]\nspread = 51", "health.spread"
+      "[health]\nuser_agent = \"\"", "health.user_agent"
+      "[health]\nintervall = \"1s\"", "health.intervall"
+      "[errors]\n418 = \"teapot.html\"", "errors.418"
+      "[errors]\n503 = 1", "errors.503"
+      "[apps.app1]\nbalance = \"roundrobbin\"", "apps.app1.balance"
+      "[apps.app1]\npersistence = { mode = \"x\" }", "apps.app1.persistence.mode"
+      "[apps.app1]\nhealth = { rise = 0 }", "apps.app1.health.rise"
+      "[apps.app1]\nhealth = { interval = \"1s\", timeout = \"3s\" }", "apps.app1.health.timeout"
+      "[apps.app1]\nhelath = { rise = 1 }", "apps.app1.helath" ]
+
+[<Fact>]
+let ``every new keyword names itself in its error, at its line`` () =
+    for snippet, keyword in mistakes do
+        let text = valid.Replace("[apps.app1]", snippet + (if snippet.Contains "[apps.app1]" then "" else "\n[apps.app1]"))
+        match parse text with
+        | Ok _ -> failwithf "accepted:\n%s" snippet
+        | Error errors ->
+            let blamed = errors |> List.map (fun e -> e.Keyword)
+            Assert.True(List.contains keyword blamed, $"{keyword} not in {blamed} for:\n{snippet}")
+            Assert.All(errors, fun e -> Assert.True(e.Line > 1 && e.Hint <> "", string e))
+
+[<Fact>]
+let ``misspelt new keys get a did-you-mean`` () =
+    let hints text = match parse text with Error errors -> errors |> List.map (fun e -> e.Hint) | Ok _ -> []
+    Assert.Contains("did you mean 'interval'?", hints (valid.Replace("[apps.app1]", "[health]\nintervall = \"1s\"\n[apps.app1]")))
+    Assert.Contains("did you mean 'roundrobin'?", hints (valid.Replace("[apps.app1]", "[apps.app1]\nbalance = \"roundrobbin\"")))
+    Assert.Contains("did you mean 'maxconn'?", hints (valid.Replace("retries = 3", "maxcon = 3")))
+    Assert.Contains("did you mean 'health'?", hints (valid.Replace("[apps.app1]", "[apps.app1]\nhelath = { rise = 1 }")))
+
+[<Fact>]
+let ``server cookie values are checked: valid, unique, and not ignored in opaque mode`` () =
+    let withServers (servers: string) (extra: string) =
+        valid.Replace(
+            "servers = [ { name = \"app1_1\", address = \"127.0.0.1:9101\" },\n            { name = \"app1_2\", address = \"127.0.0.1:9102\" } ]",
+            extra + "servers = " + servers)
+    let keywords text = match parse text with Error errors -> errors |> List.map (fun e -> e.Keyword) | Ok _ -> []
+    let two a b = $"[ {{ name = \"s1\", address = \"127.0.0.1:1\"{a} }}, {{ name = \"s2\", address = \"127.0.0.1:2\"{b} }} ]"
+    Assert.Equal<string list>([ "apps.app1.servers[0].cookie" ], keywords (withServers (two ", cookie = \"a b\"" "") ""))
+    Assert.Equal<string list>([ "apps.app1.servers" ], keywords (withServers (two ", cookie = \"x\"" ", cookie = \"x\"") ""))
+    Assert.Equal<string list>([ "apps.app1.servers" ], keywords (withServers (two ", cookie = \"s2\"" "") ""))
+    Assert.Equal<string list>(
+        [ "apps.app1.servers[1].cookie" ],
+        keywords (withServers (two "" ", cookie = \"c2\"") "persistence = { mode = \"opaque\" }\n"))
+    Assert.Equal<string list>([ "apps.app1.servers[0].maxconn" ], keywords (withServers (two ", maxconn = 0" "") ""))
+    Assert.Equal<string list>([ "defaults.maxconn" ], keywords (valid.Replace("retries = 3", "maxconn = 0")))
+    Assert.Equal<string list>([ "defaults.timeout_queue" ], keywords (valid.Replace("retries = 3", "timeout_queue = \"5\"")))
+
+[<Property(MaxTest = 300)>]
+let ``every generated config written as TOML loads back equal`` () =
+    forAll Generators.lbConfig (fun config ->
+        match Config.parseText (Generators.toToml config) "/etc/lb" allFilesExist with
+        | Ok loaded -> loaded = config
+        | Error errors -> failwithf "%s\n%s" (Generators.toToml config) (String.Join("\n", errors |> List.map string)))
+
+// ---- The samples still load -----------------------------------------------------------------------
+
+let private repoRoot =
+    let rec up (dir: IO.DirectoryInfo | null) =
+        match dir with
+        | null -> failwith "Lb.sln not found above the test binaries"
+        | dir when IO.File.Exists(IO.Path.Combine(dir.FullName, "Lb.sln")) -> dir.FullName
+        | dir -> up dir.Parent
+    up (IO.DirectoryInfo AppContext.BaseDirectory)
+
+[<Fact>]
+let ``every sample config loads, except the deliberately broken one with its three errors`` () =
+    let samples = IO.Directory.GetFiles(IO.Path.Combine(repoRoot, "samples"), "*.toml")
+    Assert.NotEmpty samples
+    for file in samples do
+        let result = Config.parseText (IO.File.ReadAllText file) (IO.Path.Combine(file, "..")) allFilesExist
+        match string (IO.Path.GetFileName file), result with
+        | name, Error errors when name.StartsWith "broken-three" -> Assert.Equal(3, errors.Length)
+        | name, Ok _ when not (name.StartsWith "broken") -> ()
+        | name, Error errors when not (name.StartsWith "broken") ->
+            failwithf "%s: %s" name (String.Join("\n", errors |> List.map string))
+        | name, other -> failwithf "%s: %A" name other
