@@ -1,0 +1,123 @@
+using BenchmarkDotNet.Attributes;
+using BenchmarkDotNet.Running;
+using Microsoft.FSharp.Core;
+
+namespace Lb.Rules.Bench;
+
+/// <summary>
+/// The per-request work lb asks of Rules, one benchmark per function, on the bench config
+/// (3 apps x 3 servers, the shape of samples/three-apps.toml). Issue 7's target: a routing decision
+/// (<c>Routing.Decide</c> on a compiled Snapshot) in at most 500 ns with at most one allocation.
+/// </summary>
+[MemoryDiagnoser]
+public class RulesBenchmarks
+{
+    private const string ConfigText = """
+        [listen]
+        http  = "127.0.0.1:20080"
+        https = "127.0.0.1:20443"
+        plain_http = "proxy"
+
+        [tls]
+        cert = "lb.crt"
+        key  = "lb.key"
+
+        [apps.app1]
+        servers = [ { name = "app1_1", address = "127.0.0.1:19101" }, { name = "app1_2", address = "127.0.0.1:19102" }, { name = "app1_3", address = "127.0.0.1:19103" } ]
+        [apps.app2]
+        servers = [ { name = "app2_1", address = "127.0.0.1:19201" }, { name = "app2_2", address = "127.0.0.1:19202" }, { name = "app2_3", address = "127.0.0.1:19203" } ]
+        [apps.app3]
+        servers = [ { name = "app3_1", address = "127.0.0.1:19301" }, { name = "app3_2", address = "127.0.0.1:19302" }, { name = "app3_3", address = "127.0.0.1:19303" } ]
+        """;
+
+    private Snapshot _snapshot = null!;
+    private AppConfig _app2 = null!;
+    private RequestFacts _forward = null!;
+    private RequestFacts _forwardDeep = null!;
+    private RequestFacts _slashRedirect = null!;
+    private RequestFacts _notFound = null!;
+    private ResponseContext _response = null!;
+    private RoundRobinState _roundRobin = null!;
+    private readonly bool[] _up = [true, true, true];
+    private readonly int[] _weights = [1, 1, 1];
+    private readonly string[] _cookieHeaders = ["lang=en; SRVID=app2_2; theme=dark"];
+
+    private static RequestFacts Facts(string target) => new(
+        isHttps: true, host: "127.0.0.1:20443", method: "GET", rawTarget: target,
+        clientAddress: "127.0.0.1", forwardedFor: FSharpOption<string>.None);
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        var load = Rules.LoadConfig(ConfigText, "/nonexistent", new Func<string, bool>(_ => true));
+        if (!load.IsValid)
+            throw new InvalidOperationException("bench config: " + string.Join("; ", load.Errors.Select(e => $"{e.Keyword}: {e.Message}")));
+        _snapshot = Rules.Compile(load.Config);
+        _app2 = load.Config.Apps[1];
+        _forward = Facts("/app2/bench");
+        _forwardDeep = Facts("/app2/static/css/../img/logo.png?v=3");
+        _slashRedirect = Facts("/app2");
+        _notFound = Facts("/nope/x");
+        _response = ((Decision.Forward)Routing.Decide(_snapshot, _forward)).Item.Response;
+        _roundRobin = Balancing.RoundRobinInitial;
+    }
+
+    // ---- Routing decision (issue 7 target: <= 500 ns, <= 1 allocation) ---------------------------
+
+    [Benchmark(Description = "Routing.Decide forward /app2/bench")]
+    public Decision DecideForward() => Routing.Decide(_snapshot, _forward);
+
+    [Benchmark(Description = "Routing.Decide forward, dot-segments + query")]
+    public Decision DecideForwardDeep() => Routing.Decide(_snapshot, _forwardDeep);
+
+    [Benchmark(Description = "Routing.Decide /app2 -> /app2/ redirect")]
+    public Decision DecideSlashRedirect() => Routing.Decide(_snapshot, _slashRedirect);
+
+    [Benchmark(Description = "Routing.Decide unknown app -> 404")]
+    public Decision DecideNotFound() => Routing.Decide(_snapshot, _notFound);
+
+    // ---- Path normalise / strip ------------------------------------------------------------------
+
+    [Benchmark(Description = "Paths.normalize /app2/bench")]
+    public FSharpResult<string, string> Normalize() => Paths.normalize("/app2/bench");
+
+    [Benchmark(Description = "Paths.normalize dot-segments, %2e, //")]
+    public FSharpResult<string, string> NormalizeTricky() => Paths.normalize("/app2/a/./b/../%2e%2E/c//d.html");
+
+    [Benchmark(Description = "Paths.stripPrefix /app2 /app2/bench")]
+    public FSharpOption<string>? StripPrefix() => Paths.stripPrefix("/app2", "/app2/bench");
+
+    // ---- Response header rewrites ----------------------------------------------------------------
+
+    [Benchmark(Description = "HeaderRewrite.rewriteLocation server URL")]
+    public string RewriteLocation() => HeaderRewrite.rewriteLocation(_response, "http://127.0.0.1:19202/welcome?x=1");
+
+    [Benchmark(Description = "HeaderRewrite.rewriteSetCookie Path=/")]
+    public string RewriteSetCookie() => HeaderRewrite.rewriteSetCookie("/app2", "sid=abc123; Path=/; HttpOnly");
+
+    // ---- Persistence cookie ----------------------------------------------------------------------
+
+    [Benchmark(Description = "Cookies.Parse 3 pairs")]
+    public CookiePair[] CookiesParse() => Cookies.Parse(_cookieHeaders[0]);
+
+    [Benchmark(Description = "Cookies.TryFind SRVID among 3")]
+    public FSharpOption<string>? CookiesTryFind() => Cookies.TryFind("SRVID", _cookieHeaders[0]);
+
+    [Benchmark(Description = "Persistence.Decide pinned by cookie")]
+    public PersistenceChoice PersistenceDecide() => Persistence.Decide(_app2, _cookieHeaders, _up);
+
+    // ---- Balancing -------------------------------------------------------------------------------
+
+    [Benchmark(Description = "Balancing.RoundRobin 3 servers")]
+    public int RoundRobin()
+    {
+        var picked = Balancing.RoundRobin(_roundRobin, _up, _weights)!.Value;
+        _roundRobin = picked.Item2;
+        return picked.Item1;
+    }
+}
+
+public static class Program
+{
+    public static void Main(string[] args) => BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+}
