@@ -41,21 +41,22 @@ module Explain =
         | BalanceAlgorithm.LeastConn -> Balancing.leastConn (up, weights app, [||], 0)
         | BalanceAlgorithm.RandomTwoChoices -> None
 
-    let private persistenceLine (app: AppConfig) (cookieHeader: string) (secure: bool) =
+    let private persistenceLines (app: AppConfig) (cookieHeader: string) (secure: bool) =
         let headers = if String.IsNullOrEmpty cookieHeader then [||] else [| cookieHeader |]
         let usable = Array.create app.Servers.Length true
         let balance = $"balance ({balanceName app.Balance})"
         match Persistence.decide (app, headers, usable), app.Persistence.Cookie with
         | Pinned i, Some name ->
-            $"  persistence: cookie {name}={app.Servers[i].CookieValue} found → pinned to {app.Servers[i].Name} (no Set-Cookie)"
+            [ $"  persistence: cookie {name}={app.Servers[i].CookieValue} found → pinned to {app.Servers[i].Name} (no Set-Cookie)" ]
         | Choose why, Some _ ->
             let fresh =
                 match firstPick app with
                 | Some i -> $"Set-Cookie: {Persistence.setCookieFor (app, i, secure)} (for {app.Servers[i].Name}, the first pick)"
                 | None -> $"Set-Cookie: {Persistence.setCookieFor (app, 0, secure)} (for the server drawn; {app.Servers[0].Name} shown)"
             let next = if headers.Length = 0 then fresh else "new cookie: " + fresh
-            $"  persistence: {why} → {balance} + {next}"
-        | _, None -> $"  persistence: off (cookie = \"\") → {balance}, no cookie"
+            [ $"  persistence: {why} → {balance} + {next}"
+              "  response Cache-Control: gets private, as it carries the new cookie (nocache)" ]
+        | _, None -> [ $"  persistence: off (cookie = \"\") → {balance}, no cookie" ]
 
     let private healthLine (health: HealthCheckConfig) =
         if not health.Enabled then
@@ -80,7 +81,7 @@ module Explain =
                       $"{s.Name} ({s.Address}, weight {s.Weight}{limit})")
               )
           $"  balance: {balanceName app.Balance} among {names}"
-          persistenceLine app cookieHeader request.IsHttps
+          yield! persistenceLines app cookieHeader request.IsHttps
           healthLine app.Health
           $"  backend request line: {request.Method} {plan.BackendTarget} HTTP/1.1"
           $"  Host: {request.Host}"

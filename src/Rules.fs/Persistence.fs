@@ -33,7 +33,8 @@ module Persistence =
 
     /// The persistence decision for a request with these `Cookie:` header values (all of them, HTTP/2 may
     /// split the field, RFC 9113 §8.2.3) given which servers are usable now (`usable`, index-aligned with
-    /// `app.Servers`: up, not drained, weight above 0, below maxconn or able to queue — the shell's view).
+    /// `app.Servers`, a missing entry counts as not usable: up and not in maintenance. A server drained with
+    /// weight 0 stays usable here: it takes no new clients but keeps serving its pinned ones, as in HAProxy).
     /// The cookie is found at any position among any other cookies (`Cookies.valuesIn`). When several carry
     /// the name, the first that names a server of this app counts (RFC 6265 §5.4 step 2 sends the longest
     /// path first, so the app-scoped cookie wins over a stale wider one). A value that names no server of

@@ -16,22 +16,6 @@ let private pinned value = { Name = srv; Value = value }
 
 let private noCrLf (s: string) = not (s.Contains '\r' || s.Contains '\n')
 
-/// Hostile neighbours with 1-3 persistence cookies inserted at random positions, and the header text.
-let private withPersistenceCookies =
-    gen {
-        let! neighbours = hostileCookies 0
-        let! values = Gen.choose (1, 3) |> Gen.bind (fun k -> Gen.listOfLength k persistenceValue)
-        let! pairs =
-            values
-            |> List.fold
-                (fun acc v ->
-                    acc
-                    |> Gen.bind (fun ps -> Gen.choose (0, List.length ps) |> Gen.map (fun at -> List.insertAt at (pinned v) ps)))
-                (Gen.constant neighbours)
-        let! header = headerOf pairs
-        return neighbours, pairs, header
-    }
-
 // ---- Finding: the HAProxy < 1.3.23 bug made impossible ----------------------------------------------
 
 [<Property(MaxTest = 500)>]
@@ -150,16 +134,6 @@ let ``moveFirst leaves a header without the persistence cookie unchanged`` () =
 
 // ---- Value codec -----------------------------------------------------------------------------------
 
-/// An app's servers: distinct names with addresses.
-let private appServers =
-    gen {
-        let! n = Gen.choose (1, 8)
-        let! names = Gen.listOfLength n (Gen.choose (1, 99) |> Gen.map (sprintf "srv%d")) |> Gen.map List.distinct
-        let! addresses = Gen.listOfLength names.Length (Gen.map2 (sprintf "10.0.%d.%d:8080") (Gen.choose (0, 255)) (Gen.choose (1, 254)))
-        let! app = Gen.elements [ "app1"; "app2"; "billing"; "wiki" ]
-        return app, List.zip names addresses |> Array.ofList
-    }
-
 let private valuesFor mode (app: string, servers: (string * string)[]) =
     servers |> Array.map (fun (name, address) -> Cookies.cookieValueFor (mode, app, name, address, None))
 
@@ -241,16 +215,6 @@ let ``cookie prefixes keep their RFC 6265bis promises`` () =
     Assert.True(Result.isOk (Cookies.setCookie ("__Secure-SRVID", "s1", "/app1/", true)))
     Assert.True(Result.isError (Cookies.setCookie ("__Host-SRVID", "s1", "/app1/", true)))
     Assert.True(Result.isOk (Cookies.setCookie ("__Host-SRVID", "s1", "/", true)))
-
-let private token =
-    // RFC 7230 §3.2.6 tchar: the characters a cookie name may use.
-    Gen.elements (
-        [ 'a' .. 'z' ] @ [ 'A' .. 'Z' ] @ [ '0' .. '9' ]
-        @ [ '!'; '#'; '$'; '%'; '&'; '\''; '*'; '+'; '-'; '.'; '^'; '_'; '`'; '|'; '~' ]
-    )
-    |> Gen.nonEmptyListOf
-    |> Gen.map String.Concat
-    |> Gen.filter (fun n -> not (n.StartsWith("__", StringComparison.Ordinal)))
 
 [<Property>]
 let ``setCookie accepts every token name and valid value, and the pair reads back`` () =

@@ -109,6 +109,42 @@ let hostileCookies (min: int) : Gen<CookiePair list> =
         return! Gen.listOfLength n hostileCookie
     })
 
+/// Hostile neighbours with 1-3 persistence cookies inserted at random positions, and the header text.
+let withPersistenceCookies =
+    gen {
+        let! neighbours = hostileCookies 0
+        let! values = Gen.choose (1, 3) |> Gen.bind (fun k -> Gen.listOfLength k persistenceValue)
+        let! pairs =
+            values
+            |> List.fold
+                (fun acc v ->
+                    acc
+                    |> Gen.bind (fun ps -> Gen.choose (0, List.length ps) |> Gen.map (fun at -> List.insertAt at { Name = persistenceName; Value = v } ps)))
+                (Gen.constant neighbours)
+        let! header = headerOf pairs
+        return neighbours, pairs, header
+    }
+
+/// RFC 9110 §5.6.2 tokens (cookie names), never with a `__` prefix.
+let token: Gen<string> =
+    Gen.elements (
+        [ 'a' .. 'z' ] @ [ 'A' .. 'Z' ] @ [ '0' .. '9' ]
+        @ [ '!'; '#'; '$'; '%'; '&'; '\''; '*'; '+'; '-'; '.'; '^'; '_'; '`'; '|'; '~' ]
+    )
+    |> Gen.nonEmptyListOf
+    |> Gen.map String.Concat
+    |> Gen.filter (fun n -> not (n.StartsWith("__", StringComparison.Ordinal)))
+
+/// An app's servers: distinct names with addresses.
+let appServers =
+    gen {
+        let! n = Gen.choose (1, 8)
+        let! names = Gen.listOfLength n (Gen.choose (1, 99) |> Gen.map (sprintf "srv%d")) |> Gen.map List.distinct
+        let! addresses = Gen.listOfLength names.Length (Gen.map2 (sprintf "10.0.%d.%d:8080") (Gen.choose (0, 255)) (Gen.choose (1, 254)))
+        let! app = Gen.elements [ "app1"; "app2"; "billing"; "wiki" ]
+        return app, List.zip names addresses |> Array.ofList
+    }
+
 /// `neighbours` (none called `name`) with `name=value` inserted first, in the middle and last: three headers.
 let placedAmong (name: string) (value: string) (neighbours: CookiePair list) : Gen<string list> =
     let neighbours = neighbours |> List.filter (fun p -> p.Name <> name)
