@@ -252,7 +252,9 @@ public sealed class StateMachine(ElectionConfig config)
         return Same(changed);
     }
 
-    // RFC 5798 §6.4.1/§6.4.2 "transition to the Master state": advertise, claim the VIPs, gratuitous ARP.
+    // RFC 5798 §6.4.1/§6.4.2 "transition to the Master state": advertise, claim the VIPs, gratuitous ARP. We claim and
+    // announce before advertising: a master we preempt drops the VIPs when it hears our advert, and by then the
+    // clients' ARP caches already point here, so the handover loses no request.
     StepResult BecomeMaster(VrrpState s, TimeSpan now, string reason)
     {
         var garpAt = Config.GarpMasterDelay > TimeSpan.Zero ? now + Config.GarpMasterDelay
@@ -263,7 +265,7 @@ public sealed class StateMachine(ElectionConfig config)
             AdverAt = now + Config.AdvertInterval, GarpAt = garpAt,
         };
         return Go(master, s.Role, reason,
-            new VrrpAction.SendAdvert(s.Priority), new VrrpAction.AddVips(), new VrrpAction.SendGarp());
+            new VrrpAction.AddVips(), new VrrpAction.SendGarp(), new VrrpAction.SendAdvert(s.Priority));
     }
 
     StepResult ToBackup(VrrpState s, TimeSpan now, TimeSpan masterInterval, string reason)

@@ -227,8 +227,9 @@ public sealed class VrrpRouter : IAsyncDisposable
                 case VrrpAction.Transition t: OnTransition(t); break;
             }
         }
-        catch (Exception e) when (e is SocketException or InvalidOperationException or System.ComponentModel.Win32Exception)
+        catch (Exception e) when (e is not OperationCanceledException)
         {
+            // One failed action (a missing `ip`, a send error) must not stop the router: log it and go on.
             logger.LogError(e, "VRRP vrid {Vrid}: {Action} failed", options.VirtualRouterId, action);
         }
     }

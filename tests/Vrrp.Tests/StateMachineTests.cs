@@ -272,6 +272,17 @@ public class StateMachineTests
     }
 
     [Fact]
+    public void A_new_master_claims_and_announces_the_vips_before_it_advertises()
+    {
+        var sm = new StateMachine(Config(150, 0));
+        var s = sm.Step(sm.Initial, new VrrpEvent.Startup(), TimeSpan.Zero).State;
+        var r = sm.Step(s, new VrrpEvent.AdvertReceived(100, Second, Medium.Address(1)), Second);
+        Assert.Equal(
+            [typeof(VrrpAction.Transition), typeof(VrrpAction.AddVips), typeof(VrrpAction.SendGarp), typeof(VrrpAction.SendAdvert)],
+            r.Actions.Select(a => a.GetType()));
+    }
+
+    [Fact]
     public void Equal_priorities_resolve_to_the_higher_address()
     {
         var (m, r) = Pair(100, 100);
