@@ -2,10 +2,11 @@
 # lb against HAProxy, the seed's Apache->HAProxy chain and nginx, on loopback (issue 7).
 #
 #   sudo bench/run.sh                 # full run, about 25 min: REPEAT=3, 10 s per point, 60 s lb warm-up
-#   sudo QUICK=1 bench/run.sh         # about 6 min: REPEAT=2, 4 s per point, 20 s warm-up
+#   sudo QUICK=1 bench/run.sh         # about 7 min: REPEAT=2, 5 s per point, 20 s warm-up
 #
 # Knobs (environment): REPEAT, DURATION (s per point), WARMUP (s of lb load before the warm rounds),
 # COLD_SLICES (1-s slices measured right after lb starts), CONNS ("64 1000"), TARGETS ("lb haproxy chain nginx"),
+# QUIET_WAIT (s to wait, at most, for the machine to be idle before starting; default 180),
 # PROFILE=1 (perf record lb during one warm HTTPS point; report appended), LB_DLL (use this lb.dll, no build),
 # OUT (default bench/RESULTS.md).
 #
@@ -18,7 +19,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 QUICK=${QUICK:-0}
 if [[ $QUICK == 1 ]]; then
-  REPEAT=${REPEAT:-2}; DURATION=${DURATION:-4}; WARMUP=${WARMUP:-20}
+  REPEAT=${REPEAT:-2}; DURATION=${DURATION:-5}; WARMUP=${WARMUP:-20}
 else
   REPEAT=${REPEAT:-3}; DURATION=${DURATION:-10}; WARMUP=${WARMUP:-60}
 fi
@@ -191,6 +192,13 @@ tree_pids() { # root PIDs -> them and all their descendants
   done
 }
 
+cpu_line() { # cpuN -> "user+nice+system busy" ticks of that CPU from /proc/stat
+  awk -v c="$1" '$1 == c { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat
+}
+cpu_user_sys() { # cpuN -> user+nice+system ticks
+  awk -v c="$1" '$1 == c { print $2 + $3 + $4; exit }' /proc/stat
+}
+
 cpu_ticks() { # root PIDs -> utime+stime of their trees, plus the roots' reaped children (cutime+cstime)
   local total=0 p f root
   for p in $(tree_pids "$@"); do
@@ -235,7 +243,7 @@ parse_wrk() { # wrk output -> requests rps p50_ms p99_ms socket_errors non2xx
 }
 
 RAW=$T/raw.tsv
-printf 'phase\tround\ttarget\tscheme\tcookie\tconns\tseconds\tt_since_start_s\trequests\trps\tp50_ms\tp99_ms\tsocket_errors\tnon2xx\tcpu_us_per_req\trss_peak_kib\thwm_kib\n' > "$RAW"
+printf 'phase\tround\ttarget\tscheme\tcookie\tconns\tseconds\tt_since_start_s\trequests\trps\tp50_ms\tp99_ms\tsocket_errors\tnon2xx\tcpu_us_per_req\trss_peak_kib\thwm_kib\tforeign_cpu1_pct\tbusy_cpu0_pct\tloadavg1\n' > "$RAW"
 
 # One bounded wrk run against a target; appends one row to $RAW and prints rps.
 run_point() { # phase round target scheme cookie(0|1) conns seconds [t_since_start]
@@ -245,6 +253,8 @@ run_point() { # phase round target scheme cookie(0|1) conns seconds [t_since_sta
   (( cookie )) && hdr=(-H "Cookie: SRVID=${COOKIE_APP}_2")
   # shellcheck disable=SC2086
   c0=$(cpu_ticks $roots)
+  local p1a p0a p1b p0b w0 w1 foreign1 busy0
+  p1a=$(cpu_user_sys cpu$PROXY_CPU); p0a=$(cpu_line cpu$LOAD_CPU); w0=$(date +%s%N)
   touch "$T/sampling"
   # shellcheck disable=SC2086
   sample_rss "$T/rss.out" $roots &
@@ -255,14 +265,20 @@ run_point() { # phase round target scheme cookie(0|1) conns seconds [t_since_sta
   wait "$spid" || true
   # shellcheck disable=SC2086
   c1=$(cpu_ticks $roots)
+  p1b=$(cpu_user_sys cpu$PROXY_CPU); p0b=$(cpu_line cpu$LOAD_CPU); w1=$(date +%s%N)
+  # Time on the proxy's CPU used by processes other than the target (other work on this machine), and how
+  # busy the load generator's CPU was: both in % of the point's wall time.
+  foreign1=$(awk -v a=$((p1b - p1a)) -v t=$((c1 - c0)) -v w=$(((w1 - w0) / 1000000)) -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { f = (a - t) * 1000 / hz / w * 100; if (f < 0) f = 0; printf "%.0f", f }')
+  busy0=$(awk -v a=$((p0b - p0a)) -v w=$(((w1 - w0) / 1000000)) -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.0f", a * 1000 / hz / w * 100 }')
   wrkline=$(parse_wrk "$T/wrk.out")
   req=$(cut -f1 <<< "$wrkline")
-  cpu_us=$(awk -v d=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" -v r="$req" 'BEGIN { printf "%.1f", r > 0 ? d * 1e6 / hz / r : 0 }')
+  cpu_us=$(awk -v d=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" -v r="$req" 'BEGIN { printf "%.1f", (r > 0) ? (d * 1e6 / hz / r) : 0 }')
   rss=$(cat "$T/rss.out")
   # shellcheck disable=SC2086
   hwm=$(mem_kib VmHWM $roots)
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$phase" "$round" "$target" "$scheme" "$cookie" "$conns" \
-    "$secs" "$since" "$wrkline" "$cpu_us" "$rss" "$hwm" >> "$RAW"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$phase" "$round" "$target" "$scheme" "$cookie" "$conns" \
+    "$secs" "$since" "$wrkline" "$cpu_us" "$rss" "$hwm" "$foreign1" "$busy0" "$(cut -d' ' -f1 /proc/loadavg)" >> "$RAW"
   cut -f2 <<< "$wrkline"
 }
 
@@ -286,6 +302,22 @@ check_target() { # target
 }
 
 # ---- run -------------------------------------------------------------------------------------------------
+busy_pct() { # % of both CPUs busy over 2 s
+  local a b
+  a=$(awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)
+  sleep 2
+  b=$(awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)
+  awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " "); printf "%.0f", (y[1] - x[1]) * 100 / ((y[2] - x[2]) || 1) }'
+}
+# Other work on a shared machine skews every figure: wait (bounded) for it to calm down, and record it.
+deadline=$((SECONDS + ${QUIET_WAIT:-180}))
+BUSY_BEFORE=$(busy_pct)
+while (( BUSY_BEFORE > 15 && SECONDS < deadline )); do
+  log "machine is ${BUSY_BEFORE}% busy with other work; waiting (up to ${QUIET_WAIT:-180} s in all)"
+  sleep 8
+  BUSY_BEFORE=$(busy_pct)
+done
+log "machine ${BUSY_BEFORE}% busy before starting"
 START_TS=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 T0=$SECONDS
 log "temp dir $T; REPEAT=$REPEAT DURATION=${DURATION}s WARMUP=${WARMUP}s CONNS='$CONNS' TARGETS='$TARGETS'"
@@ -369,6 +401,7 @@ VERSIONS=$T/versions.txt
   echo "kernel: $(uname -r)"
   echo "cpu: $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo) x $(nproc --all)"
   echo "lb: $LB_COMMIT, built from $LB_SOURCE"
+  echo "machine busy with other work just before the run: ${BUSY_BEFORE}% of both CPUs"
 } > "$VERSIONS"
 mkdir -p "$HERE/results"
 cp "$RAW" "$HERE/results/last-run.tsv"

@@ -15,12 +15,7 @@ public class RulesBenchmarks
     private const string ConfigText = """
         [listen]
         http  = "127.0.0.1:20080"
-        https = "127.0.0.1:20443"
         plain_http = "proxy"
-
-        [tls]
-        cert = "lb.crt"
-        key  = "lb.key"
 
         [apps.app1]
         servers = [ { name = "app1_1", address = "127.0.0.1:19101" }, { name = "app1_2", address = "127.0.0.1:19102" }, { name = "app1_3", address = "127.0.0.1:19103" } ]
@@ -49,7 +44,8 @@ public class RulesBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        var load = Rules.LoadConfig(ConfigText, "/nonexistent", new Func<string, bool>(_ => true));
+        // No [tls]: the decision does not depend on the listener's certificate, only on RequestFacts.IsHttps.
+        var load = Rules.LoadConfig(ConfigText, "/nonexistent", _ => true, _ => []);
         if (!load.IsValid)
             throw new InvalidOperationException("bench config: " + string.Join("; ", load.Errors.Select(e => $"{e.Keyword}: {e.Message}")));
         _snapshot = Rules.Compile(load.Config);

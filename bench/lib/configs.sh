@@ -45,7 +45,7 @@ write_backend_nginx() {
 write_tls() {
   mkdir -p "$T/tls"
   openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
-    -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+    -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" -addext "basicConstraints=critical,CA:FALSE" \
     -keyout "$T/tls/lb.key" -out "$T/tls/lb.crt" 2>/dev/null
   cat "$T/tls/lb.crt" "$T/tls/lb.key" > "$T/tls/lb.pem"   # HAProxy wants cert + key in one file
   chmod 644 "$T/tls/"*
@@ -89,7 +89,7 @@ write_haproxy() {
   {
     cat <<EOF
 global
-    maxconn 20000
+    maxconn 8000
     nbthread 1
     node lb1
     spread-checks 5
@@ -101,7 +101,7 @@ defaults
     option dontlognull
     retries 3
     option redispatch
-    maxconn 20000
+    maxconn 8000
     timeout connect 5s
     timeout client 50s
     timeout server 50s

@@ -26,8 +26,8 @@ def load_rows(path):
     for r in rows:
         for k in ("round", "conns", "seconds", "requests", "socket_errors", "non2xx", "rss_peak_kib", "hwm_kib", "cookie"):
             r[k] = int(float(r[k] or 0))
-        for k in ("rps", "p50_ms", "p99_ms", "cpu_us_per_req"):
-            r[k] = float(r[k] or 0)
+        for k in ("rps", "p50_ms", "p99_ms", "cpu_us_per_req", "foreign_cpu1_pct", "busy_cpu0_pct", "loadavg1"):
+            r[k] = float(r.get(k) or 0)
         r["t_since_start_s"] = float(r["t_since_start_s"]) if r["t_since_start_s"] else None
     return rows
 
@@ -80,6 +80,7 @@ def main():
             "cpu": med([r["cpu_us_per_req"] for r in p]), "rss": max(r["rss_peak_kib"] for r in p) / 1024,
             "hwm": max(r["hwm_kib"] for r in p) / 1024,
             "err": sum(r["socket_errors"] for r in p), "non2xx": sum(r["non2xx"] for r in p),
+            "foreign": med([r["foreign_cpu1_pct"] for r in p]), "busy0": med([r["busy_cpu0_pct"] for r in p]),
         }
 
     combos = [(s, c, n) for n in conns_list for s in ("https", "http") for c in (0, 1)]
@@ -132,17 +133,25 @@ def main():
     def label(s, c, n):
         return f"{s}, {'cookie' if c else 'no cookie'}, {n} conns"
 
+    def per_core(other, scheme):
+        # lb's req/s per core over the other's = the other's CPU us/request over lb's.
+        v, l = worst([(ratio(S[(other, s, c, n)], S[("lb", s, c, n)], "cpu"), label(s, c, n)) for (s, c, n) in combos if s == scheme])
+        return f"; per core (1e6 / CPU us): worst {v:.2f}x ({l})" if v else ""
+
     if "haproxy" in targets:
         v, l = worst([(ratio(S[("lb", s, c, n)], S[("haproxy", s, c, n)]), label(s, c, n)) for (s, c, n) in combos if s == "https"])
-        goals.append(("HTTPS req/s >= 1.0x HAProxy terminating TLS", v is not None and v >= 1.0, f"worst {v:.2f}x ({l})" if v else "n/a"))
+        goals.append(("HTTPS req/s >= 1.0x HAProxy terminating TLS", v is not None and v >= 1.0,
+                      (f"worst {v:.2f}x ({l})" if v else "n/a") + per_core("haproxy", "https")))
     if "chain" in targets:
         v, l = worst([(ratio(S[("lb", s, c, n)], S[("chain", s, c, n)]), label(s, c, n)) for (s, c, n) in combos if s == "https"])
-        goals.append(("HTTPS req/s >= 5x the Apache->HAProxy chain", v is not None and v >= 5.0, f"worst {v:.2f}x ({l})" if v else "n/a"))
+        goals.append(("HTTPS req/s >= 5x the Apache->HAProxy chain", v is not None and v >= 5.0,
+                      (f"worst {v:.2f}x ({l})" if v else "n/a") + per_core("chain", "https")))
     if "haproxy" in targets:
         v, l = worst([(ratio(S[("lb", s, c, n)], S[("haproxy", s, c, n)], "cpu"), label(s, c, n)) for (s, c, n) in combos], better_high=False)
         goals.append(("CPU per request <= HAProxy's", v is not None and v <= 1.0, f"worst {v:.2f}x HAProxy's ({l})" if v else "n/a"))
         v, l = worst([(ratio(S[("lb", s, c, n)], S[("haproxy", s, c, n)]), label(s, c, n)) for (s, c, n) in combos if s == "http"])
-        goals.append(("Plain HTTP req/s >= 1.0x HAProxy (keep-alive)", v is not None and v >= 1.0, f"worst {v:.2f}x ({l})" if v else "n/a"))
+        goals.append(("Plain HTTP req/s >= 1.0x HAProxy (keep-alive)", v is not None and v >= 1.0,
+                      (f"worst {v:.2f}x ({l})" if v else "n/a") + per_core("haproxy", "http")))
         big = max(conns_list)
         if big >= 1000:
             v, l = worst([(ratio(S[("lb", s, c, big)], S[("haproxy", s, c, big)], "p99"), label(s, c, big)) for s in ("https", "http") for c in (0, 1)], better_high=False)
@@ -205,7 +214,18 @@ def main():
     w("- CPU us/request: utime+stime of the target's processes (all of Apache's and HAProxy's for the chain) from /proc/PID/stat "
       "before and after the point, divided by completed requests. RSS: the largest summed VmRSS sampled every 0.5 s during the point; "
       "VmHWM (lifetime peak) in the last table.")
+    allw = [r for r in rows if r["phase"] == "warm"]
+    if allw:
+        fs = sorted(r["foreign_cpu1_pct"] for r in allw)
+        la = [r["loadavg1"] for r in rows]
+        w(f"- Noise: \"other CPU1 %\" is CPU time that processes other than the target used on the proxy's CPU during a point "
+          f"(other work on this shared machine), in % of wall time: median {med(fs):.0f}%, max {max(fs):.0f}% over the warm points; "
+          f"1-min load average during the run {min(la):.1f}..{max(la):.1f}. \"CPU0 busy %\" near 100 means the load generator's "
+          "core (wrk + backends) was saturated, so the point measures the client as much as the proxy.")
     w("- TLS: one self-signed RSA-2048 certificate (openssl) for all TLS proxies; wrk negotiates TLS 1.3.")
+    w("")
+    w("- \"req/s per core\" = 1,000,000 / CPU us per request: what the target would serve with a whole core to itself. "
+      "It depends far less than req/s on what else the machine runs, so on a shared machine compare it alongside req/s.")
     w("")
     w("Versions:")
     w("")
@@ -231,8 +251,8 @@ def main():
             for c in (0, 1):
                 w(f"### {s.upper()}, {'with' if c else 'without'} persistence cookie, {n} connections")
                 w("")
-                w("| target | req/s | spread | p50 ms | p99 ms | CPU us/req | RSS MiB | errors | lb ratio |")
-                w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+                w("| target | req/s | spread | p50 ms | p99 ms | CPU us/req | req/s per core | RSS MiB | errors | lb ratio | other CPU1 % | CPU0 busy % |")
+                w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
                 lb = S.get(("lb", s, c, n))
                 for t in targets:
                     x = S.get((t, s, c, n))
@@ -241,7 +261,7 @@ def main():
                     rr = "" if t == "lb" else (f"{ratio(lb, x):.2f}x" if ratio(lb, x) else "")
                     errs = x["err"] + x["non2xx"]
                     w(f"| {TARGET_NAMES[t]} | {fmt_rps(x['rps'])} | {fmt_rps(x['min'])}..{fmt_rps(x['max'])} | {fmt_ms(x['p50'])} | "
-                      f"{fmt_ms(x['p99'])} | {x['cpu']:.1f} | {x['rss']:.0f} | {errs} | {rr} |")
+                      f"{fmt_ms(x['p99'])} | {x['cpu']:.1f} | {fmt_rps(1e6 / x['cpu']) if x['cpu'] else ''} | {x['rss']:.0f} | {errs} | {rr} | {x['foreign']:.0f} | {x['busy0']:.0f} |")
                 w("")
     w("### Summary: lb / other (median req/s; CPU and p99 as lb / other, lower is better for lb)")
     w("")
