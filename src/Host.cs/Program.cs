@@ -13,7 +13,7 @@ public static class Program
         {
             Command.RunCommand run => await Commands.RunAsync(run.configFile),
             Command.CheckCommand check => Commands.Check(check.configFile),
-            Command.ExplainCommand explain => Commands.Explain(explain.configFile, explain.url),
+            Command.ExplainCommand explain => Commands.Explain(explain.configFile, explain.url, explain.cookie),
             Command.DemoCommand demo => await DemoSite.RunAsync(demo.httpsPort, demo.httpPort),
             Command.UsageCommand usage => Commands.Usage(usage.text, usage.exitCode),
             _ => Commands.Version(),

@@ -12,8 +12,12 @@ type ConfigLoad(config: LbConfig option, errors: ConfigError array) =
 [<AbstractClass; Sealed>]
 type Rules =
     /// Loads config text; `baseDir` resolves relative paths, `fileExists` checks the PEM files.
-    static member LoadConfig(text: string, baseDir: string, fileExists: Func<string, bool>) =
-        match Config.parseText text baseDir fileExists.Invoke with
+    /// `checkTls` returns (key, message) pairs for PEM files that exist but cannot be used.
+    static member LoadConfig(text: string, baseDir: string, fileExists: Func<string, bool>, checkTls: Func<TlsConfig, struct (string * string) array>) =
+        let io =
+            { FileExists = fileExists.Invoke
+              CheckTls = fun tls -> checkTls.Invoke tls |> Array.map (fun struct (k, m) -> k, m) |> List.ofArray }
+        match Config.parseTextWith io text baseDir with
         | Ok config -> ConfigLoad(Some config, [||])
         | Error errors -> ConfigLoad(None, Array.ofList errors)
 

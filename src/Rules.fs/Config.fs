@@ -177,6 +177,12 @@ module ConfigReading =
                 None
         | None -> None
 
+/// What loading a config may ask of the file system, injected so the loader stays pure.
+type ConfigIo =
+    { FileExists: string -> bool
+      /// Problems with the PEM files as (key, message): "cert", "key" or "chain".
+      CheckTls: TlsConfig -> (string * string) list }
+
 /// Loads and validates the whole configuration from TOML text (Tomlyn), keyword by keyword.
 /// Never throws: every mistake comes back as a `ConfigError` with line, column and a hint.
 [<RequireQualifiedAccess>]
@@ -257,16 +263,25 @@ module Config =
                 addError errors (keyword section key) section.Table.At "missing" $"add {key} = \"FILE.pem\" under [tls]"
             None
 
-    /// `[tls] cert`, `key`, `chain`: PEM files, as Apache's SSLCertificateFile/KeyFile/ChainFile.
-    let parseTls errors (root: Section) baseDir fileExists (listen: ListenConfig) : TlsConfig option =
+    /// `[tls] cert`, `key`, `chain`: PEM files, as Apache's SSLCertificateFile/KeyFile/ChainFile. Beyond
+    /// existence, `checkTls` (injected: it reads the files) says whether they hold a usable certificate and key,
+    /// so `lb check` refuses what `lb run` could not load.
+    let parseTls errors (root: Section) baseDir (io: ConfigIo) (listen: ListenConfig) : TlsConfig option =
         match optTable errors root "tls" with
         | Some tls ->
             rejectUnknownKeys errors tls [ "cert"; "key"; "chain" ]
-            let cert = pemFile errors tls "cert" baseDir fileExists true
-            let key = pemFile errors tls "key" baseDir fileExists true
-            let chain = pemFile errors tls "chain" baseDir fileExists false
+            let before = errors.Count
+            let cert = pemFile errors tls "cert" baseDir io.FileExists true
+            let key = pemFile errors tls "key" baseDir io.FileExists true
+            let chain = pemFile errors tls "chain" baseDir io.FileExists false
             match cert, key with
-            | Some c, Some k -> Some { Cert = c; Key = k; Chain = chain }
+            | Some c, Some k ->
+                let config = { Cert = c; Key = k; Chain = chain }
+                if errors.Count = before then
+                    for name, message in io.CheckTls config do
+                        let at = tryGet tls name |> Option.map (fun (_, p, _) -> p) |> Option.defaultValue tls.Table.At
+                        addError errors (keyword tls name) at message "give PEM files: a certificate, its private key, and CA certificates in the chain"
+                Some config
             | _ -> None
         | None ->
             if listen.Https.IsSome then
@@ -723,8 +738,9 @@ module Config =
             addError errors "apps" root.Table.At "no app is configured" "add [apps.app1] with servers = [...]"
             [||]
 
-    /// Reads the whole file. `baseDir` resolves relative paths; `fileExists` is injected so this stays pure.
-    let parseText (text: string) (baseDir: string) (fileExists: string -> bool) : Result<LbConfig, ConfigError list> =
+    /// Reads the whole file. `baseDir` resolves relative paths; file access is injected (`io`) so this stays pure.
+    let parseTextWith (io: ConfigIo) (text: string) (baseDir: string) : Result<LbConfig, ConfigError list> =
+        let fileExists = io.FileExists
         match TomlTree.parse text with
         | Error syntax ->
             Error
@@ -736,7 +752,7 @@ module Config =
             rejectUnknownKeys errors root topLevelKeys
             let node = parseNode errors root
             let listen = parseListen errors root
-            let tls = parseTls errors root baseDir fileExists listen
+            let tls = parseTls errors root baseDir io listen
             let defaults = parseDefaults errors root
             let persistence =
                 parsePersistence errors (optTable errors root "persistence" |> Option.defaultValue (absent "persistence" root.Table.At)) defaultPersistence
@@ -754,6 +770,10 @@ module Config =
                       Defaults = defaults
                       Apps = apps
                       ErrorPages = errorPages }
+
+    /// `parseTextWith` checking only that files exist (tests, and callers that load certificates themselves).
+    let parseText (text: string) (baseDir: string) (fileExists: string -> bool) =
+        parseTextWith { FileExists = fileExists; CheckTls = fun _ -> [] } text baseDir
 
     /// The one-line summary `lb check` prints for a valid config.
     let summary (config: LbConfig) =

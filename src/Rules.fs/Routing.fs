@@ -70,6 +70,20 @@ module Routing =
         | -1 -> target, ""
         | i -> target.Substring(0, i), target.Substring i
 
+    /// RFC 9112 §3.2.2: a server MUST accept the absolute-form (`GET http://site/app1/x HTTP/1.1`); it is
+    /// routed by its path and query, exactly like the origin-form `/app1/x`. Other forms are left to be refused.
+    let originForm (target: string) =
+        let schemeEnd = target.IndexOf "://"
+        let scheme = if schemeEnd > 0 then target.Substring(0, schemeEnd).ToLowerInvariant() else ""
+        if scheme = "http" || scheme = "https" then
+            let rest = target.Substring(schemeEnd + 3)
+            match rest.IndexOfAny [| '/'; '?' |] with
+            | -1 -> "/"
+            | i when rest[i] = '?' -> "/" + rest.Substring i
+            | i -> rest.Substring i
+        else
+            target
+
     /// A Host header is `host[:port]` with a reg-name or IP literal (RFC 9110 §7.2); anything else is refused
     /// before it can end up in a Location header.
     let isValidHost (host: string) =
@@ -121,6 +135,7 @@ module Routing =
     /// The whole decision for one request, made before any byte is forwarded.
     [<CompiledName("Decide")>]
     let decide (snapshot: Snapshot) (request: RequestFacts) : Decision =
+        let request = if request.RawTarget.StartsWith '/' then request else { request with RawTarget = originForm request.RawTarget }
         let rawPath, query = splitTarget request.RawTarget
         if not (isValidHost request.Host) then
             Reject(BadRequest "missing or invalid Host header")

@@ -94,3 +94,10 @@ let ``the seed's examples route as the seed does`` () =
 let ``a bad Host header is refused before it can reach a Location`` () =
     let facts = { request false "/app1/" with Host = "evil.example/\"><" }
     Assert.Equal(400, (match Routing.decide routingSnapshot facts with Reject r -> r.Status | _ -> 0))
+
+[<Fact>]
+let ``an absolute-form target routes like its origin-form (RFC 9112 section 3.2.2)`` () =
+    Assert.Equal(decide true "/app1/x?q=1", decide true "https://site.example/app1/x?q=1")
+    Assert.Equal(decide true "/app2/x", decide true "http://site.example/app1/../app2/x")
+    Assert.Equal(decide true "/?a", decide true "https://site.example?a")
+    Assert.Equal(Reject(BadRequest "the request target must be a path starting with '/'"), decide true "*")

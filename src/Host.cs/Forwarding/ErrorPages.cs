@@ -1,9 +1,13 @@
 using System.Net;
+using Lb.Rules;
 
 namespace Lb.Host.Forwarding;
 
-/// <summary>The built-in error pages (HAProxy's errorfile set: 400, 403, 408, 500, 502, 503, 504, and 404).</summary>
-public static class ErrorPages
+/// <summary>
+/// Error pages (HAProxy's `errorfile` set): built-in defaults for 400, 403, 404, 408, 500, 502, 503, 504,
+/// each replaceable by an HTML file from the `[errors]` config table, read once at start.
+/// </summary>
+public sealed class ErrorPages
 {
     private static readonly Dictionary<int, string> Titles = new()
     {
@@ -11,15 +15,27 @@ public static class ErrorPages
         [500] = "Internal Server Error", [502] = "Bad Gateway", [503] = "Service Unavailable", [504] = "Gateway Timeout",
     };
 
+    private readonly Dictionary<int, string> _custom = new();
+
+    public ErrorPages(LbConfig config)
+    {
+        foreach (var (status, path) in config.ErrorPages)
+            _custom[status] = File.ReadAllText(path);
+    }
+
     public static string Title(int status) => Titles.TryGetValue(status, out var t) ? t : "Error";
 
-    public static Task WriteAsync(HttpContext context, int status, string reason)
+    public Task WriteAsync(HttpContext context, int status, string reason)
     {
         context.Response.StatusCode = status;
         context.Response.ContentType = "text/html; charset=utf-8";
         context.Response.Headers.CacheControl = "no-store";
+        return context.Response.WriteAsync(_custom.TryGetValue(status, out var page) ? page : DefaultPage(status, reason));
+    }
+
+    private static string DefaultPage(int status, string reason)
+    {
         var title = $"{status} {Title(status)}";
-        var body = $"<!DOCTYPE html><html><head><title>{title}</title></head><body><h1>{title}</h1><p>{WebUtility.HtmlEncode(reason)}</p></body></html>\n";
-        return context.Response.WriteAsync(body);
+        return $"<!DOCTYPE html><html><head><title>{title}</title></head><body><h1>{title}</h1><p>{WebUtility.HtmlEncode(reason)}</p></body></html>\n";
     }
 }

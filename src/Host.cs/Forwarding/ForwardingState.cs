@@ -7,7 +7,7 @@ namespace Lb.Host.Forwarding;
 
 /// <summary>
 /// The runtime state forwarding reads: the compiled config snapshot, one shared HTTP client for all backends
-/// (set up as YARP recommends), and the per-app round-robin counters.
+/// (set up as YARP recommends), the apps' runtime state, and the global connection limit.
 /// </summary>
 public sealed class ForwardingState
 {
@@ -16,22 +16,18 @@ public sealed class ForwardingState
         Snapshot = Rules.Rules.Compile(config);
         Client = CreateClient(config.Defaults);
         RequestConfig = new ForwarderRequestConfig { ActivityTimeout = config.Defaults.TimeoutServer };
-        _nextServer = new int[config.Apps.Length];
+        Apps = config.Apps.Select(a => new AppRuntime(a)).ToArray();
+        GlobalSlots = new SemaphoreSlim(config.Defaults.MaxConn, config.Defaults.MaxConn);
     }
-
-    private readonly int[] _nextServer;
 
     public Snapshot Snapshot { get; }
+    public LbConfig Config => Snapshot.Config;
     public HttpMessageInvoker Client { get; }
     public ForwarderRequestConfig RequestConfig { get; }
+    public AppRuntime[] Apps { get; }
 
-    /// <summary>Plain round robin for now; the persistence/health work replaces it with Rules' balancing.</summary>
-    public ServerConfig NextServer(ForwardPlan plan)
-    {
-        var servers = plan.App.Servers;
-        var turn = (uint)Interlocked.Increment(ref _nextServer[plan.AppIndex]);
-        return servers[(int)(turn % (uint)servers.Length)];
-    }
+    /// <summary>The global `maxconn`: requests beyond it wait in the queue up to `timeout_queue`.</summary>
+    public SemaphoreSlim GlobalSlots { get; }
 
     private static HttpMessageInvoker CreateClient(DefaultsConfig defaults) => new(new SocketsHttpHandler
     {

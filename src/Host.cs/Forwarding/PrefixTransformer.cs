@@ -5,12 +5,13 @@ using Yarp.ReverseProxy.Forwarder;
 namespace Lb.Host.Forwarding;
 
 /// <summary>
-/// Applies the request and response rewrites of a <see cref="ForwardPlan"/>: the stripped target and
-/// X-Forwarded-* on the way in; Location, Content-Location and Set-Cookie on the way out.
+/// Applies the rewrites Rules decided for a forwarded request: the stripped target, X-Forwarded-* and the
+/// Cookie header without the persistence cookie on the way in; Location, Content-Location, Set-Cookie and the
+/// inserted persistence cookie (with Cache-Control: private) on the way out.
 /// </summary>
 public sealed class PrefixTransformer : HttpTransformer
 {
-    public const string PlanKey = "lb.plan";
+    public const string ContextKey = "lb.forward";
 
     // The target Rules produced is sent byte for byte: no second normalisation by System.Uri.
     private static readonly UriCreationOptions VerbatimUri = new() { DangerousDisablePathAndQueryCanonicalization = true };
@@ -18,30 +19,45 @@ public sealed class PrefixTransformer : HttpTransformer
     private static readonly string[] ClientForwardedHeaders =
         ["X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Prefix"];
 
-    private static ForwardPlan Plan(HttpContext context) => (ForwardPlan)context.Items[PlanKey]!;
+    private static ForwardContext Forward(HttpContext context) => (ForwardContext)context.Items[ContextKey]!;
 
     public override async ValueTask TransformRequestAsync(HttpContext httpContext, HttpRequestMessage proxyRequest,
         string destinationPrefix, CancellationToken cancellationToken)
     {
         await base.TransformRequestAsync(httpContext, proxyRequest, destinationPrefix, cancellationToken);
-        var plan = Plan(httpContext);
-        proxyRequest.RequestUri = new Uri(destinationPrefix + plan.BackendTarget, VerbatimUri);
+        var forward = Forward(httpContext);
+        proxyRequest.RequestUri = new Uri(destinationPrefix + forward.Plan.BackendTarget, VerbatimUri);
         foreach (var name in ClientForwardedHeaders)
             proxyRequest.Headers.Remove(name);
-        foreach (var (name, value) in plan.RequestHeaders)
+        foreach (var (name, value) in forward.Plan.RequestHeaders)
             proxyRequest.Headers.TryAddWithoutValidation(name, value);
+        proxyRequest.Headers.Remove("Cookie");
+        if (forward.BackendCookies.Length > 0)
+            proxyRequest.Headers.TryAddWithoutValidation("Cookie", string.Join("; ", forward.BackendCookies));
     }
 
     public override async ValueTask<bool> TransformResponseAsync(HttpContext httpContext,
         HttpResponseMessage? proxyResponse, CancellationToken cancellationToken)
     {
         var proceed = await base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken);
-        var plan = Plan(httpContext);
+        var forward = Forward(httpContext);
+        var response = forward.Plan.Response;
         var headers = httpContext.Response.Headers;
-        RewriteEach(headers, "Location", value => Rules.Rules.RewriteLocation(plan.Response, value));
-        RewriteEach(headers, "Content-Location", value => Rules.Rules.RewriteLocation(plan.Response, value));
-        RewriteEach(headers, "Set-Cookie", value => Rules.Rules.RewriteSetCookie(plan.Response.Prefix, value));
+        RewriteEach(headers, "Location", value => Rules.Rules.RewriteLocation(response, value));
+        RewriteEach(headers, "Content-Location", value => Rules.Rules.RewriteLocation(response, value));
+        RewriteEach(headers, "Set-Cookie", value => Rules.Rules.RewriteSetCookie(response.Prefix, value));
+        if (forward.InsertCookie)
+            InsertPersistenceCookie(httpContext, forward);
         return proceed;
+    }
+
+    /// <summary>HAProxy `cookie NAME insert nocache`: the cookie, and `Cache-Control: private` so no shared cache keeps it.</summary>
+    private static void InsertPersistenceCookie(HttpContext context, ForwardContext forward)
+    {
+        var headers = context.Response.Headers;
+        headers.Append("Set-Cookie", Persistence.SetCookieFor(forward.Plan.App, forward.ServerIndex, context.Request.IsHttps));
+        var cacheControl = headers.CacheControl.Where(v => v is not null).Select(v => v!).ToArray();
+        headers.CacheControl = Persistence.CacheControlWithPrivate(cacheControl);
     }
 
     private static void RewriteEach(IHeaderDictionary headers, string name, Func<string, string> rewrite)

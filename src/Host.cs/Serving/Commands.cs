@@ -17,7 +17,7 @@ public static class Commands
         return 0;
     }
 
-    public static int Explain(string path, string url)
+    public static int Explain(string path, string url, string cookie)
     {
         var load = ConfigFile.Load(path);
         if (!load.IsValid)
@@ -25,7 +25,7 @@ public static class Commands
             ConfigFile.PrintErrors(path, load, Console.Error);
             return 1;
         }
-        foreach (var line in Rules.Explain.DescribeUrl(Rules.Rules.Compile(load.Config), url))
+        foreach (var line in Rules.Explain.DescribeUrl(Rules.Rules.Compile(load.Config), url, cookie))
             Console.WriteLine(line);
         return 0;
     }
@@ -38,9 +38,22 @@ public static class Commands
             ConfigFile.PrintErrors(path, load, Console.Error);
             return 1;
         }
-        await using var server = await LbServer.StartAsync(load.Config);
-        Console.WriteLine($"lb {LbVersion.Text}: {Rules.Rules.Summary(load.Config)}");
-        await server.WaitForShutdownAsync();
+        LbServer server;
+        try
+        {
+            server = await LbServer.StartAsync(load.Config);
+        }
+        catch (Exception e) when (e is IOException or System.Security.Cryptography.CryptographicException or UnauthorizedAccessException)
+        {
+            // A port in use or a certificate that became unreadable: one clear line, no stack trace.
+            Console.Error.WriteLine($"lb: cannot start: {e.Message}");
+            return 1;
+        }
+        await using (server)
+        {
+            Console.WriteLine($"lb {LbVersion.Text}: {Rules.Rules.Summary(load.Config)}");
+            await server.WaitForShutdownAsync();
+        }
         return 0;
     }
 

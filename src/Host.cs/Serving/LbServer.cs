@@ -3,6 +3,7 @@ using System.Net;
 using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
 using Lb.Host.Forwarding;
+using Lb.Host.Health;
 using Lb.Rules;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Yarp.ReverseProxy.Forwarder;
@@ -32,6 +33,9 @@ public sealed class LbServer : IAsyncDisposable
         builder.Services.AddHttpForwarder();
         builder.Services.AddSingleton(new ForwardingState(config));
         builder.Services.AddSingleton<ProxyEndpoint>();
+        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton(new ErrorPages(config));
+        builder.Services.AddHostedService<HealthProbes>();
 
         var app = builder.Build();
         var endpoint = app.Services.GetRequiredService<ProxyEndpoint>();

@@ -153,7 +153,6 @@ public sealed class CliTests : IDisposable
 
     // STYLE rule 3 and the issue's `lb check`: a config that cannot run must not pass the check.
     [Fact]
-    [Trait("Category", "SrcBug")] // fails until src is fixed; see the Host.Tests report
     public async Task Check_refuses_a_cert_file_that_holds_no_pem_certificate()
     {
         var config = ThreeAppsWith(cert: "not a certificate\n");
@@ -165,7 +164,6 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
-    [Trait("Category", "SrcBug")] // fails until src is fixed; see the Host.Tests report
     public async Task Check_refuses_a_key_that_does_not_match_the_certificate()
     {
         using var other = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256);
@@ -178,7 +176,6 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
-    [Trait("Category", "SrcBug")] // fails until src is fixed; see the Host.Tests report
     public async Task Check_refuses_a_chain_file_that_holds_no_certificate()
     {
         var config = ThreeAppsWith(chain: "");
@@ -190,7 +187,6 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
-    [Trait("Category", "SrcBug")] // fails until src is fixed; see the Host.Tests report
     public async Task Run_with_an_unusable_certificate_exits_1_with_a_message_instead_of_crashing()
     {
         var config = ThreeAppsWith(cert: "not a certificate\n");
@@ -202,7 +198,6 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
-    [Trait("Category", "SrcBug")] // fails until src is fixed; see the Host.Tests report
     public async Task Run_on_a_port_already_in_use_exits_1_with_a_message_instead_of_crashing()
     {
         var config = ThreeAppsWithCertificates();

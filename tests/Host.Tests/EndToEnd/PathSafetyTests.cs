@@ -107,7 +107,6 @@ public sealed class PathSafetyTests(LbSite site, ITestOutputHelper output)
     /// authority, and the path is routed like any other (here normalised to app2).
     /// </summary>
     [Fact]
-    [Trait("Category", "SrcBug")] // fails until src is fixed; see the Host.Tests report
     public async Task An_absolute_form_target_is_accepted_and_routed_by_its_normalised_path()
     {
         var response = await RawHttp.GetAsync(site.HttpsPort, $"https://127.0.0.1:{site.HttpsPort}/app1/../app2/x?q=1", site.Thumbprint);

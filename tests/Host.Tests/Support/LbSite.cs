@@ -65,7 +65,8 @@ public sealed class LbSite : IAsyncLifetime
             text.AppendLine("]");
         }
         text.AppendLine($"[apps.web]\nservers = [ {{ name = \"web_1\", address = \"{_scripted!.Address}\" }} ]");
-        text.AppendLine($"[apps.dead]\nservers = [ {{ name = \"dead_1\", address = \"127.0.0.1:{DeadPort}\" }} ]");
+        // No health check here: an unchecked server counts as up (HAProxy without `check`), so every request tries it and gets 502.
+        text.AppendLine($"[apps.dead]\nhealth = {{ enabled = false }}\nservers = [ {{ name = \"dead_1\", address = \"127.0.0.1:{DeadPort}\" }} ]");
         return text.ToString();
     }
 

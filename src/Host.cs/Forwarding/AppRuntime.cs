@@ -1,0 +1,57 @@
+using Lb.Rules;
+
+namespace Lb.Host.Forwarding;
+
+/// <summary>The runtime state of one app: its servers and its balancing state. Choices are made by Rules.</summary>
+public sealed class AppRuntime
+{
+    private RoundRobinState _roundRobin = Balancing.RoundRobinInitial;
+    private int _turn;
+    private readonly int[] _weights;
+
+    public AppRuntime(AppConfig config)
+    {
+        Config = config;
+        Servers = config.Servers.Select((_, i) => new ServerRuntime(config, i)).ToArray();
+        _weights = config.Servers.Select(s => s.Weight).ToArray();
+    }
+
+    public AppConfig Config { get; }
+    public ServerRuntime[] Servers { get; }
+
+    /// <summary>Which servers may take requests now, less those already tried for this request.</summary>
+    public bool[] Usable(bool[]? tried = null)
+    {
+        var usable = new bool[Servers.Length];
+        for (var i = 0; i < usable.Length; i++)
+            usable[i] = Servers[i].IsUp && (tried is null || !tried[i]);
+        return usable;
+    }
+
+    /// <summary>The next server by the app's algorithm among usable ones, or -1 when none is.</summary>
+    public int Choose(bool[] usable) => Config.Balance switch
+    {
+        var b when b.IsLeastConn => OrNone(Balancing.LeastConn(usable, _weights, ActiveCounts(), Interlocked.Increment(ref _turn))),
+        var b when b.IsRandomTwoChoices => OrNone(Balancing.RandomTwoChoices(usable, _weights, ActiveCounts(), Random.Shared.Next(), Random.Shared.Next())),
+        _ => ChooseRoundRobin(usable),
+    };
+
+    /// <summary>Smooth weighted round robin; its immutable state is swapped atomically, so no lock is held.</summary>
+    private int ChooseRoundRobin(bool[] usable)
+    {
+        while (true)
+        {
+            var current = Volatile.Read(ref _roundRobin);
+            var picked = Balancing.RoundRobin(current, usable, _weights);
+            if (picked is null)
+                return -1;
+            var (index, next) = picked.Value;
+            if (ReferenceEquals(Interlocked.CompareExchange(ref _roundRobin, next, current), current))
+                return index;
+        }
+    }
+
+    private int[] ActiveCounts() => Servers.Select(s => s.Active).ToArray();
+
+    private static int OrNone(Microsoft.FSharp.Core.FSharpOption<int>? choice) => choice is null ? -1 : choice.Value;
+}

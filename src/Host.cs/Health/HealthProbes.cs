@@ -1,0 +1,91 @@
+using System.Net;
+using Lb.Host.Forwarding;
+using Lb.Rules;
+
+namespace Lb.Host.Health;
+
+/// <summary>
+/// HAProxy's `option httpchk` + `check inter rise fall` + `spread-checks`: one probe loop per server, each
+/// waiting a jittered interval, sending the configured request and feeding the result to the pure rise/fall
+/// counter. The loop only observes; Rules decides what a result means.
+/// </summary>
+public sealed class HealthProbes(ForwardingState state, ILogger<HealthProbes> logger, TimeProvider clock) : BackgroundService
+{
+    // A separate client: a check must open its own connection, not reuse the traffic pool.
+    private readonly HttpMessageInvoker _client = new(new SocketsHttpHandler
+    {
+        UseProxy = false,
+        AllowAutoRedirect = false,
+        AutomaticDecompression = DecompressionMethods.None,
+        UseCookies = false,
+        PooledConnectionLifetime = TimeSpan.Zero,
+    });
+
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        Task.WhenAll(state.Apps
+            .Where(app => app.Config.Health.Enabled)
+            .SelectMany(app => app.Servers.Select(server => ProbeLoopAsync(app, server, stoppingToken))));
+
+    private async Task ProbeLoopAsync(AppRuntime app, ServerRuntime server, CancellationToken stop)
+    {
+        var health = app.Config.Health;
+        try
+        {
+            // The first check is spread over one interval so a restart doesn't probe every server at once.
+            await Task.Delay(health.Interval * Random.Shared.NextDouble(), clock, stop);
+            while (!stop.IsCancellationRequested)
+            {
+                var (success, detail) = await ProbeAsync(health, server, stop);
+                Record(app, server, success, detail);
+                await Task.Delay(Rules.Health.NextCheckDelay(health.Interval, health.Spread, Random.Shared.NextDouble()), clock, stop);
+            }
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+        }
+    }
+
+    private void Record(AppRuntime app, ServerRuntime server, bool success, string detail)
+    {
+        var transition = server.RecordCheck(success, detail, clock.GetUtcNow());
+        if (transition is null)
+            return;
+        var up = app.Servers.Count(s => s.IsUp);
+        var word = transition.IsWentUp ? "UP" : "DOWN";
+        logger.LogWarning("server {App}/{Server} is {State} ({Detail}); {Up} of {Total} servers up",
+            app.Config.Name, server.Name, word, detail, up, app.Servers.Length);
+    }
+
+    /// <summary>One check: the configured request, success when the status is one the app expects.</summary>
+    private async Task<(bool Success, string Detail)> ProbeAsync(HealthCheckConfig health, ServerRuntime server, CancellationToken stop)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stop);
+        timeout.CancelAfter(health.Timeout);
+        var started = clock.GetTimestamp();
+        try
+        {
+            using var request = new HttpRequestMessage(new HttpMethod(health.Method), $"http://{server.Config.Address}{health.Path}");
+            request.Headers.TryAddWithoutValidation("User-Agent", health.UserAgent);
+            if (health.Host is { } host)
+                request.Headers.Host = host.Value;
+            using var response = await _client.SendAsync(request, timeout.Token);
+            var status = (int)response.StatusCode;
+            var ms = clock.GetElapsedTime(started).TotalMilliseconds;
+            return (Rules.Health.IsExpectedStatus(health.Expected, status), $"HTTP {status} in {ms:F0} ms");
+        }
+        catch (OperationCanceledException) when (!stop.IsCancellationRequested)
+        {
+            return (false, $"timeout after {health.Timeout.TotalMilliseconds:F0} ms");
+        }
+        catch (HttpRequestException e)
+        {
+            return (false, e.HttpRequestError == HttpRequestError.ConnectionError ? "connection refused or unreachable" : e.Message);
+        }
+    }
+
+    public override void Dispose()
+    {
+        _client.Dispose();
+        base.Dispose();
+    }
+}
