@@ -94,6 +94,9 @@ public sealed class LbServer : IAsyncDisposable
         _app.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>()
             .Features.Get<Microsoft.AspNetCore.Hosting.Server.Features.IServerAddressesFeature>()?.Addresses.ToArray() ?? [];
 
+    /// <summary>The runtime state (servers' health, active requests): for stats and tests, read only.</summary>
+    public ForwardingState State => _app.Services.GetRequiredService<ForwardingState>();
+
     public Task WaitForShutdownAsync() => _app.WaitForShutdownAsync();
 
     public async ValueTask DisposeAsync()
