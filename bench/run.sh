@@ -15,6 +15,8 @@
 # only processes this script started are stopped, by PID; the temp dir is removed on exit.
 set -euo pipefail
 
+# The whole script is one function, parsed before it runs, so editing this file during a run cannot derail it.
+main() {
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 QUICK=${QUICK:-0}
@@ -127,7 +129,7 @@ apache2 -t -d "$T/apache" -f "$T/apache/apache2.conf" 2>&1 | grep -v 'Syntax OK'
 dotnet "$LB_DLL" check -c "$T/lb/lb.toml" >&2 || die "lb config"
 
 # ---- processes -----------------------------------------------------------------------------------------
-declare -A ROOTS      # target -> root PIDs whose process trees are measured
+declare -gA ROOTS     # target -> root PIDs whose process trees are measured
 
 wait_http() { # url deadline_s
   local url=$1 deadline=$((SECONDS + $2))
@@ -291,13 +293,14 @@ check_target() { # target
     code=$(tail -1 <<< "$h" | cut -d' ' -f1); size=$(tail -1 <<< "$h" | cut -d' ' -f2)
     path=$(grep -i '^x-backend-path:' <<< "$h" | awk '{print $2}')
     set_cookie=$(grep -i '^set-cookie:' <<< "$h" | cut -d' ' -f2- | head -1)
+    trace=no; grep -qi '^x-backend-traceparent: ..' <<< "$h" && trace=yes
     backend=""
     for _ in 1 2 3 4; do
       backend+=$(curl -sk -D - -o /dev/null -H "Cookie: SRVID=${COOKIE_APP}_2" \
         "$scheme://127.0.0.1:$(port_of "$t" "$scheme")$PATH_UNDER_TEST" | tr -d '\r' | awk 'tolower($1)=="x-backend:" {printf "%s ", $2}')
     done
     pinned=no; [[ $backend == "19202 19202 19202 19202 " ]] && pinned=yes
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$scheme" "$code" "$size" "${path:-?}" "${set_cookie:-none}" "$pinned ($backend)" >> "$CHECKS"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$scheme" "$code" "$size" "${path:-?}" "${set_cookie:-none}" "$pinned ($backend)" "$trace" >> "$CHECKS"
   done
 }
 
@@ -307,7 +310,7 @@ busy_pct() { # % of both CPUs busy over 2 s
   a=$(awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)
   sleep 2
   b=$(awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)
-  awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " "); printf "%.0f", (y[1] - x[1]) * 100 / ((y[2] - x[2]) || 1) }'
+  awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " "); d = y[2] - x[2]; if (d <= 0) d = 1; printf "%.0f", (y[1] - x[1]) * 100 / d }'
 }
 # Other work on a shared machine skews every figure: wait (bounded) for it to calm down, and record it.
 deadline=$((SECONDS + ${QUIET_WAIT:-180}))
@@ -323,7 +326,7 @@ T0=$SECONDS
 log "temp dir $T; REPEAT=$REPEAT DURATION=${DURATION}s WARMUP=${WARMUP}s CONNS='$CONNS' TARGETS='$TARGETS'"
 start_backends
 start_others
-printf 'target\tscheme\tstatus\tbytes\tbackend saw\tSet-Cookie without cookie\tpinned by SRVID=%s_2\n' "$COOKIE_APP" > "$CHECKS"
+printf 'target\tscheme\tstatus\tbytes\tbackend saw\tSet-Cookie without cookie\tpinned by SRVID=%s_2\ttraceparent sent to backend\n' "$COOKIE_APP" > "$CHECKS"
 
 # lb cold: a fresh process per repeat, loaded from the moment it answers, in 1-s slices.
 STARTUP=$T/startup.tsv
@@ -411,3 +414,6 @@ python3 "$HERE/lib/report.py" --raw "$RAW" --checks "$CHECKS" --startup "$STARTU
   --profile "${PROFILE_TXT:-}" --profile-dso "$( [[ -n $PROFILE_TXT ]] && echo "$T/profile-dso.txt")" \
   --wrk "wrk -t$WRK_THREADS -c{64,1000} -d${DURATION}s --timeout 10s --latency [-H 'Cookie: SRVID=${COOKIE_APP}_2'] {https,http}://127.0.0.1:PORT$PATH_UNDER_TEST"
 log "wrote $OUT in $((SECONDS - T0)) s"
+}
+
+main "$@"

@@ -34,6 +34,7 @@ write_backend_nginx() {
     echo "    location / {"
     echo "      add_header X-Backend \$server_port;"
     echo "      add_header X-Backend-Path \$request_uri;"
+    echo "      add_header X-Backend-Traceparent \$http_traceparent;"
     echo "      return 200 \"$body"
     echo "\";"
     echo "    }"
