@@ -32,11 +32,20 @@ type DemoArgs =
             | Https_Port _ -> "https port of the demo (default 8443)"
             | Http_Port _ -> "http port of the demo (default 8080)"
 
+type HashPasswordArgs =
+    | [<Unique>] Iterations of count: int
+
+    interface IArgParserTemplate with
+        member this.Usage =
+            match this with
+            | Iterations _ -> $"PBKDF2 iterations (default {Password.DefaultIterations}, at least {Password.MinIterations})"
+
 type LbArgs =
     | [<CliPrefix(CliPrefix.None)>] Run of ParseResults<ConfigArgs>
     | [<CliPrefix(CliPrefix.None)>] Check of ParseResults<ConfigArgs>
     | [<CliPrefix(CliPrefix.None)>] Explain of ParseResults<ExplainArgs>
     | [<CliPrefix(CliPrefix.None)>] Demo of ParseResults<DemoArgs>
+    | [<CliPrefix(CliPrefix.None)>] Hash_Password of ParseResults<HashPasswordArgs>
     | Version
 
     interface IArgParserTemplate with
@@ -46,6 +55,7 @@ type LbArgs =
             | Check _ -> "validate a config file: every error with line:column, or a one-line summary"
             | Explain _ -> "print the decision lb makes for a URL"
             | Demo _ -> "run lb on an embedded demo: 3 apps x 3 built-in backends, self-signed certificate"
+            | Hash_Password _ -> "read a password on stdin and print the [stats] password_hash line for it"
             | Version -> "print the version"
 
 /// The command the user asked for, as the C# shell consumes it.
@@ -55,6 +65,8 @@ type Command =
     /// `cookie` is the `--cookie` header value, "" when absent.
     | ExplainCommand of configFile: string * url: string * cookie: string
     | DemoCommand of httpsPort: int * httpPort: int
+    /// `lb hash-password`: the shell reads the password (no echo on a terminal) and hashes it.
+    | HashPasswordCommand of iterations: int
     | VersionCommand
     /// `--help` or a parse error: the text to print and the exit code.
     | UsageCommand of text: string * exitCode: int
@@ -70,6 +82,12 @@ module Cli =
         | Explain e ->
             ExplainCommand(e.GetResult ExplainArgs.Config, e.GetResult ExplainArgs.Url, e.GetResult(ExplainArgs.Cookie, defaultValue = ""))
         | Demo d -> DemoCommand(d.GetResult(Https_Port, defaultValue = 8443), d.GetResult(Http_Port, defaultValue = 8080))
+        | Hash_Password h ->
+            let iterations = h.GetResult(Iterations, defaultValue = Password.DefaultIterations)
+            if iterations < Password.MinIterations || iterations > Password.MaxIterations then
+                UsageCommand($"--iterations must be from {Password.MinIterations} to {Password.MaxIterations}", 2)
+            else
+                HashPasswordCommand iterations
         | Version -> VersionCommand
 
     /// Parses the command line; never throws.

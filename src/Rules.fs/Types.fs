@@ -103,6 +103,29 @@ type AppConfig =
     /// The persistence cookie value of every server, index-aligned with `Servers`.
     member this.CookieValues: string array = this.Servers |> Array.map (fun s -> s.CookieValue)
 
+/// `[stats]`: the stats listener (the seed's `listen admin_stats` + `stats auth`, with no clear-text password).
+type StatsConfig =
+    { Listen: Endpoint
+      /// The HTTP Basic realm (RFC 7617 §2), shown by browsers in the login prompt.
+      Realm: string
+      User: string
+      /// From `password_hash`, or read from `password_file`.
+      PasswordHash: PasswordHash
+      /// How often the page reloads itself.
+      Refresh: TimeSpan
+      /// How long a pinned client counts as still pinned after its last request (recently seen cookies).
+      PinnedWindow: TimeSpan }
+
+/// `[log] access`: where the access log goes.
+[<RequireQualifiedAccess>]
+type AccessLogTarget =
+    | Stdout
+    /// An absolute path, appended to.
+    | File of path: string
+    | Off
+
+type LogConfig = { Access: AccessLogTarget }
+
 /// The whole validated configuration. Built only by `Config.parse`, so every value here passed validation.
 type LbConfig =
     { Node: NodeConfig
@@ -111,7 +134,10 @@ type LbConfig =
       Defaults: DefaultsConfig
       Apps: AppConfig array
       /// `[errors]`: status → absolute path of the page file that replaces the built-in page.
-      ErrorPages: (int * string) array }
+      ErrorPages: (int * string) array
+      /// `[stats]`: None when the section is absent (no stats listener).
+      Stats: StatsConfig option
+      Log: LogConfig }
 
 /// A configuration error with its place in the file and a hint on how to fix it.
 type ConfigError =

@@ -313,7 +313,9 @@ let routingConfig: LbConfig =
               Persistence = Config.defaultPersistence
               Health = Config.defaultHealth })
         |> Array.ofList
-      ErrorPages = [||] }
+      ErrorPages = [||]
+      Stats = None
+      Log = Config.defaultLog }
 
 let routingSnapshot = Snapshot routingConfig
 
@@ -479,7 +481,9 @@ let lbConfig: Gen<LbConfig> =
                   MaxConn = maxConn
                   TimeoutQueue = queue }
               Apps = apps
-              ErrorPages = pages |> Array.map (fun s -> s, $"/srv/errors/{s}.html") }
+              ErrorPages = pages |> Array.map (fun s -> s, $"/srv/errors/{s}.html")
+              Stats = None
+              Log = Config.defaultLog }
     }
 
 /// A generated config with an app whose persistence is on, and that app's index.
