@@ -15,6 +15,7 @@ public static class Program
             Command.CheckCommand check => Commands.Check(check.configFile),
             Command.ExplainCommand explain => Commands.Explain(explain.configFile, explain.url, explain.cookie),
             Command.DemoCommand demo => await DemoSite.RunAsync(demo.httpsPort, demo.httpPort),
+            Command.HashPasswordCommand hash => Lb.Host.Stats.HashPasswordCommand.Run(hash.iterations),
             Command.UsageCommand usage => Commands.Usage(usage.text, usage.exitCode),
             _ => Commands.Version(),
         };

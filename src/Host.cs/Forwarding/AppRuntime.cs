@@ -1,3 +1,4 @@
+using Lb.Host.Stats;
 using Lb.Rules;
 
 namespace Lb.Host.Forwarding;
@@ -9,22 +10,41 @@ public sealed class AppRuntime
     private int _turn;
     private readonly int[] _weights;
 
-    public AppRuntime(AppConfig config)
+    /// <param name="pinnedWindow">`[stats] pinned_window`, for the servers' pinned-client counts.</param>
+    public AppRuntime(AppConfig config, TimeSpan? pinnedWindow = null)
     {
         Config = config;
-        Servers = config.Servers.Select((_, i) => new ServerRuntime(config, i)).ToArray();
+        Servers = config.Servers.Select((_, i) => new ServerRuntime(config, i, pinnedWindow)).ToArray();
         _weights = config.Servers.Select(s => s.Weight).ToArray();
     }
 
     public AppConfig Config { get; }
     public ServerRuntime[] Servers { get; }
 
-    /// <summary>Which servers may take requests now, less those already tried for this request.</summary>
+    /// <summary>Requests routed to the app, the ones no server could take, responses by class.</summary>
+    public AppCounters Counters { get; } = new();
+
+    /// <summary>
+    /// Which servers may take a new client now (health up, admin Ready: <see cref="Admin.UsableForNew"/>), less
+    /// those already tried for this request. Balancing, redispatch and retries choose among these.
+    /// </summary>
     public bool[] Usable(bool[]? tried = null)
     {
         var usable = new bool[Servers.Length];
         for (var i = 0; i < usable.Length; i++)
-            usable[i] = Servers[i].IsUp && (tried is null || !tried[i]);
+            usable[i] = Servers[i].UsableForNew && (tried is null || !tried[i]);
+        return usable;
+    }
+
+    /// <summary>
+    /// Which servers keep a client their persistence cookie names (<see cref="Admin.UsableForPinned"/>): a
+    /// draining server keeps its pinned clients until its deadline; MAINT and down servers keep none.
+    /// </summary>
+    public bool[] UsableForPinned(DateTimeOffset now)
+    {
+        var usable = new bool[Servers.Length];
+        for (var i = 0; i < usable.Length; i++)
+            usable[i] = Servers[i].UsableForPinned(now);
         return usable;
     }
 

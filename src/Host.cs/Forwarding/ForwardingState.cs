@@ -16,7 +16,7 @@ public sealed class ForwardingState
         Snapshot = Rules.Rules.Compile(config);
         Client = CreateClient(config.Defaults);
         RequestConfig = new ForwarderRequestConfig { ActivityTimeout = config.Defaults.TimeoutServer };
-        Apps = config.Apps.Select(a => new AppRuntime(a)).ToArray();
+        Apps = config.Apps.Select(a => new AppRuntime(a, config.Stats?.Value.PinnedWindow)).ToArray();
         GlobalSlots = new SemaphoreSlim(config.Defaults.MaxConn, config.Defaults.MaxConn);
     }
 
@@ -38,5 +38,7 @@ public sealed class ForwardingState
         EnableMultipleHttp2Connections = true,
         ActivityHeadersPropagator = new ReverseProxyPropagator(DistributedContextPropagator.Current),
         ConnectTimeout = defaults.TimeoutConnect,
+        // Times each new connection for the access log's connect field.
+        ConnectCallback = Lb.Host.Logging.RequestTrace.ConnectAsync,
     });
 }

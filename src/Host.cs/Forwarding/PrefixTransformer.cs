@@ -26,6 +26,7 @@ public sealed class PrefixTransformer : HttpTransformer
     {
         await base.TransformRequestAsync(httpContext, proxyRequest, destinationPrefix, cancellationToken);
         var forward = Forward(httpContext);
+        Lb.Host.Logging.RequestTrace.Of(httpContext)?.Sending(proxyRequest);
         proxyRequest.RequestUri = new Uri(destinationPrefix + forward.Plan.BackendTarget, VerbatimUri);
         foreach (var name in ClientForwardedHeaders)
             proxyRequest.Headers.Remove(name);
@@ -39,6 +40,8 @@ public sealed class PrefixTransformer : HttpTransformer
     public override async ValueTask<bool> TransformResponseAsync(HttpContext httpContext,
         HttpResponseMessage? proxyResponse, CancellationToken cancellationToken)
     {
+        if (proxyResponse is not null)
+            Lb.Host.Logging.RequestTrace.Of(httpContext)?.HeadersReceived();
         var proceed = await base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken);
         var forward = Forward(httpContext);
         var response = forward.Plan.Response;

@@ -1,4 +1,7 @@
+using System.Diagnostics;
 using System.Net.Http;
+using Lb.Host.Logging;
+using Lb.Host.Stats;
 using Lb.Rules;
 using Microsoft.AspNetCore.Http.Features;
 using Yarp.ReverseProxy.Forwarder;
@@ -11,13 +14,54 @@ namespace Lb.Host.Forwarding;
 ///   2. ask Rules for the Decision (redirect / reject / forward to an app),
 ///   3. for a forward, ask Rules for the persistence choice, then the balancer for a server if needed,
 ///   4. forward through YARP's IHttpForwarder (<see cref="PrefixTransformer"/> applies the rewrites),
-///   5. on failure ask Rules' retry policy: same server, another server (redispatch, new cookie) or give up.
+///   5. on failure ask Rules' retry policy: same server, another server (redispatch, new cookie) or give up,
+///   6. count the outcome for the stats and hand an access log line to the background writer.
 /// </summary>
-public sealed class ProxyEndpoint(ForwardingState state, IHttpForwarder forwarder, ErrorPages errorPages)
+public sealed class ProxyEndpoint(ForwardingState state, IHttpForwarder forwarder, ErrorPages errorPages, AccessLogWriter accessLog)
 {
     private readonly PrefixTransformer _transformer = new();
 
-    public Task HandleAsync(HttpContext context)
+    public async Task HandleAsync(HttpContext context)
+    {
+        var trace = RequestTrace.Start(context);
+        var responseBody = new CountingStream(context.Response.Body);
+        trace.ResponseBody = responseBody;
+        context.Response.Body = responseBody;
+        try
+        {
+            await DecideAsync(context);
+        }
+        finally
+        {
+            if (accessLog.Enabled)
+                accessLog.Write(AccessLogEntryFor(context, trace));
+        }
+    }
+
+    private static AccessLogEntry AccessLogEntryFor(HttpContext context, RequestTrace trace)
+    {
+        var request = context.Request;
+        var target = context.Features.Get<IHttpRequestFeature>()?.RawTarget ?? request.Path + request.QueryString;
+        return new AccessLogEntry(
+            clientAddress: context.Connection.RemoteIpAddress?.ToString() ?? "",
+            forwardedFor: request.Headers["X-Forwarded-For"].ToString(),
+            time: trace.Time,
+            method: request.Method,
+            target: target,
+            protocol: request.Protocol,
+            status: context.Response.StatusCode,
+            bytesSent: trace.ResponseBody?.Count ?? 0,
+            referer: request.Headers.Referer.ToString(),
+            userAgent: request.Headers.UserAgent.ToString(),
+            app: trace.App,
+            server: trace.Server,
+            queueMs: trace.QueueMs,
+            connectMs: trace.ConnectMs,
+            responseMs: trace.ResponseMs,
+            totalMs: trace.TotalMs);
+    }
+
+    private Task DecideAsync(HttpContext context)
     {
         var decision = Routing.Decide(state.Snapshot, Facts(context));
         return decision switch
@@ -53,19 +97,33 @@ public sealed class ProxyEndpoint(ForwardingState state, IHttpForwarder forwarde
     private async Task ForwardAsync(HttpContext context, ForwardPlan plan)
     {
         var app = state.Apps[plan.AppIndex];
+        var trace = RequestTrace.Of(context);
+        if (trace is not null)
+            trace.App = plan.App.Name;
+        app.Counters.Request();
         var cookies = context.Request.Headers.Cookie.Where(c => c is not null).Select(c => c!).ToArray();
         var forward = new ForwardContext(plan, Persistence.BackendCookieHeaders(plan.App, cookies));
         var tried = new bool[app.Servers.Length];
         if (!ChooseFirstServer(app, forward, cookies))
         {
+            app.Counters.NoServerAvailable();
             await errorPages.WriteAsync(context, 503, $"no server of {plan.App.Name} is available");
+            app.Counters.Response(503);
             return;
         }
-        if (!await state.GlobalSlots.WaitAsync(state.Config.Defaults.TimeoutQueue, context.RequestAborted))
+        var pinned = !forward.InsertCookie && Persistence.IsOn(app.Config);
+        var queued = Stopwatch.GetTimestamp();
+        var slot = await state.GlobalSlots.WaitAsync(state.Config.Defaults.TimeoutQueue, context.RequestAborted);
+        trace?.AddQueue(queued);
+        if (!slot)
         {
             await errorPages.WriteAsync(context, 503, "lb is at its connection limit (maxconn)");
+            app.Counters.Response(503);
             return;
         }
+        var requestBody = HasBody(context) ? new CountingStream(context.Request.Body) : null;
+        if (requestBody is not null)
+            context.Request.Body = requestBody;
         try
         {
             await ForwardWithRetriesAsync(context, app, forward, tried);
@@ -73,19 +131,42 @@ public sealed class ProxyEndpoint(ForwardingState state, IHttpForwarder forwarde
         finally
         {
             state.GlobalSlots.Release();
+            Count(context, app, forward, pinned, requestBody, trace);
+        }
+    }
+
+    /// <summary>The outcome on the stats of the server that answered last (and the app), and its pinned clients.</summary>
+    private static void Count(HttpContext context, AppRuntime app, ForwardContext forward, bool pinned, CountingStream? requestBody, RequestTrace? trace)
+    {
+        var server = app.Servers[forward.ServerIndex];
+        var status = context.RequestAborted.IsCancellationRequested && !context.Response.HasStarted ? 0 : context.Response.StatusCode;
+        server.Counters.Response(status);
+        app.Counters.Response(status);
+        server.Counters.AddBytes(requestBody?.Count ?? 0, trace?.ResponseBody?.Count ?? 0);
+        if (trace is not null)
+            trace.Server = server.Name;
+        // A client is pinned to a server when it came with its cookie, or leaves with a new one.
+        if ((pinned || forward.InsertCookie) && status is > 0 and < 500)
+        {
+            var client = RecentClients.KeyOf(context.Connection.RemoteIpAddress?.ToString() ?? "", context.Request.Headers.UserAgent.ToString());
+            server.Counters.Pinned.Seen(client, DateTimeOffset.UtcNow);
         }
     }
 
     /// <summary>The persistence cookie pins the client if it names a usable server; otherwise the balancer chooses.</summary>
     private static bool ChooseFirstServer(AppRuntime app, ForwardContext forward, string[] cookies)
     {
-        switch (Persistence.Decide(app.Config, cookies, app.Usable()))
+        // A draining server keeps its pinned clients (until its deadline); only new clients avoid it.
+        switch (Persistence.Decide(app.Config, cookies, app.UsableForPinned(DateTimeOffset.UtcNow)))
         {
             case PersistenceChoice.Pinned pinned:
                 forward.ServerIndex = pinned.serverIndex;
                 forward.InsertCookie = false;
+                app.Servers[pinned.serverIndex].Counters.PersistenceHit();
                 return true;
             default:
+                if (cookies.Length > 0 && Lb.Rules.Stats.CookieServer(app.Config, cookies) is var pinnedTo and >= 0)
+                    app.Servers[pinnedTo].Counters.Redispatch();
                 forward.ServerIndex = app.Choose(app.Usable());
                 forward.InsertCookie = Persistence.IsOn(app.Config);
                 return forward.ServerIndex >= 0;
@@ -113,6 +194,7 @@ public sealed class ProxyEndpoint(ForwardingState state, IHttpForwarder forwarde
                     var next = app.Choose(app.Usable(tried));
                     if (next >= 0)
                     {
+                        server.Counters.Redispatch();
                         forward.ServerIndex = next;
                         // A redispatched client gets a cookie for its new server (HAProxy `option redispatch`).
                         forward.InsertCookie = Persistence.IsOn(app.Config);
@@ -126,7 +208,10 @@ public sealed class ProxyEndpoint(ForwardingState state, IHttpForwarder forwarde
     /// <summary>One attempt; returns null on success, or the kind of failure.</summary>
     private async Task<FailureKind?> SendToAsync(HttpContext context, ServerRuntime server, ForwardContext forward, TimeSpan queueTimeout)
     {
-        if (!await server.EnterAsync(queueTimeout, context.RequestAborted))
+        var queued = Stopwatch.GetTimestamp();
+        var entered = await server.EnterAsync(queueTimeout, context.RequestAborted);
+        RequestTrace.Of(context)?.AddQueue(queued);
+        if (!entered)
         {
             context.Response.StatusCode = 503;
             return FailureKind.ConnectFailed;

@@ -35,8 +35,8 @@ public sealed class HealthProbes(ForwardingState state, ILogger<HealthProbes> lo
             await Task.Delay(health.Interval * Random.Shared.NextDouble(), clock, stop);
             while (!stop.IsCancellationRequested)
             {
-                var (success, detail) = await ProbeAsync(health, server, stop);
-                Record(app, server, success, detail);
+                var (success, detail, status, took) = await ProbeAsync(health, server, stop);
+                Record(app, server, success, detail, status, took);
                 await Task.Delay(Rules.Health.NextCheckDelay(health.Interval, health.Spread, Random.Shared.NextDouble()), clock, stop);
             }
         }
@@ -45,9 +45,9 @@ public sealed class HealthProbes(ForwardingState state, ILogger<HealthProbes> lo
         }
     }
 
-    private void Record(AppRuntime app, ServerRuntime server, bool success, string detail)
+    private void Record(AppRuntime app, ServerRuntime server, bool success, string detail, int? status, TimeSpan took)
     {
-        var transition = server.RecordCheck(success, detail, clock.GetUtcNow());
+        var transition = server.RecordCheck(success, detail, clock.GetUtcNow(), status, took);
         if (transition is null)
             return;
         var up = app.Servers.Count(s => s.IsUp);
@@ -57,7 +57,7 @@ public sealed class HealthProbes(ForwardingState state, ILogger<HealthProbes> lo
     }
 
     /// <summary>One check: the configured request, success when the status is one the app expects.</summary>
-    private async Task<(bool Success, string Detail)> ProbeAsync(HealthCheckConfig health, ServerRuntime server, CancellationToken stop)
+    private async Task<(bool Success, string Detail, int? Status, TimeSpan Took)> ProbeAsync(HealthCheckConfig health, ServerRuntime server, CancellationToken stop)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stop);
         timeout.CancelAfter(health.Timeout);
@@ -71,15 +71,15 @@ public sealed class HealthProbes(ForwardingState state, ILogger<HealthProbes> lo
             using var response = await _client.SendAsync(request, timeout.Token);
             var status = (int)response.StatusCode;
             var ms = clock.GetElapsedTime(started).TotalMilliseconds;
-            return (Rules.Health.IsExpectedStatus(health.Expected, status), $"HTTP {status} in {ms:F0} ms");
+            return (Rules.Health.IsExpectedStatus(health.Expected, status), $"HTTP {status} in {ms:F0} ms", status, clock.GetElapsedTime(started));
         }
         catch (OperationCanceledException) when (!stop.IsCancellationRequested)
         {
-            return (false, $"timeout after {health.Timeout.TotalMilliseconds:F0} ms");
+            return (false, $"timeout after {health.Timeout.TotalMilliseconds:F0} ms", null, clock.GetElapsedTime(started));
         }
         catch (HttpRequestException e)
         {
-            return (false, e.HttpRequestError == HttpRequestError.ConnectionError ? "connection refused or unreachable" : e.Message);
+            return (false, e.HttpRequestError == HttpRequestError.ConnectionError ? "connection refused or unreachable" : e.Message, null, clock.GetElapsedTime(started));
         }
     }
 

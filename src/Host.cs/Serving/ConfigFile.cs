@@ -20,7 +20,7 @@ public static class ConfigFile
             return new ConfigLoad(null, [error]);
         }
         var baseDir = Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".";
-        return Rules.Rules.LoadConfig(text, baseDir, file => File.Exists(file), CheckTls);
+        return Rules.Rules.LoadConfig(text, baseDir, file => File.Exists(file), CheckTls, File.ReadAllText);
     }
 
     /// <summary>

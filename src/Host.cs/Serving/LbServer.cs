@@ -4,6 +4,8 @@ using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
 using Lb.Host.Forwarding;
 using Lb.Host.Health;
+using Lb.Host.Logging;
+using Lb.Host.Stats;
 using Lb.Rules;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Yarp.ReverseProxy.Forwarder;
@@ -17,6 +19,7 @@ namespace Lb.Host.Serving;
 public sealed class LbServer : IAsyncDisposable
 {
     private readonly WebApplication _app;
+    private StatsServer? _stats;
 
     private LbServer(WebApplication app) => _app = app;
 
@@ -36,12 +39,31 @@ public sealed class LbServer : IAsyncDisposable
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton(new ErrorPages(config));
         builder.Services.AddHostedService<HealthProbes>();
+        AccessLogWriter.CheckWritable(config);
+        builder.Services.AddSingleton(config);
+        builder.Services.AddSingleton<AccessLogWriter>();
+        builder.Services.AddHostedService(services => services.GetRequiredService<AccessLogWriter>());
+        builder.Services.AddSingleton<NodeStatus>();
 
         var app = builder.Build();
         var endpoint = app.Services.GetRequiredService<ProxyEndpoint>();
         app.Map("/{**catch-all}", endpoint.HandleAsync);
         await app.StartAsync();
-        return new LbServer(app);
+        var server = new LbServer(app);
+        if (config.Stats is { } stats)
+        {
+            try
+            {
+                server._stats = await StatsServer.StartAsync(stats.Value, () => server.State, server.Node,
+                    app.Services.GetRequiredService<AccessLogWriter>(), app.Services.GetRequiredService<ILoggerFactory>().CreateLogger<StatsServer>());
+            }
+            catch
+            {
+                await server.DisposeAsync();
+                throw;
+            }
+        }
+        return server;
     }
 
     private static void ConfigureListeners(KestrelServerOptions kestrel, LbConfig config)
@@ -99,8 +121,13 @@ public sealed class LbServer : IAsyncDisposable
 
     public Task WaitForShutdownAsync() => _app.WaitForShutdownAsync();
 
+    /// <summary>Node facts for the stats page: start time, VRRP state (set it when VRRP runs), admin actions.</summary>
+    public NodeStatus Node => _app.Services.GetRequiredService<NodeStatus>();
+
     public async ValueTask DisposeAsync()
     {
+        if (_stats is not null)
+            await _stats.DisposeAsync();
         await _app.StopAsync();
         await _app.DisposeAsync();
     }
