@@ -7,7 +7,8 @@
 # Knobs (environment): REPEAT, DURATION (s per point), WARMUP (s of lb load before the warm rounds),
 # COLD_SLICES (1-s slices measured right after lb starts), CONNS ("64 1000"), TARGETS ("lb haproxy chain nginx"),
 # QUIET_WAIT (s to wait, at most, for the machine to be idle before starting; default 180),
-# PROFILE=1 (perf record lb during one warm HTTPS point; report appended), LB_DLL (use this lb.dll, no build),
+# PROFILE=1 (perf record lb during one warm HTTPS point; report appended), LB_FROM=head|tree (build the last
+# commit in a temp copy, the default, or the working tree), LB_DLL (use this lb.dll, no build),
 # OUT (default bench/RESULTS.md).
 #
 # CPU 0: wrk + the nginx backends + this script. CPU 1: the proxy under test (all four are started once and
@@ -81,40 +82,61 @@ for port in 19101 19102 19103 19201 19202 19203 19301 19302 19303 20080 20443 21
 done
 
 # ---- build lb -----------------------------------------------------------------------------------------
-LB_SOURCE="working tree"
-if [[ -z ${LB_DLL:-} ]]; then
-  LB_DLL=$ROOT/src/Host.cs/bin/Release/net10.0/lb.dll
-  built=0
-  for attempt in 1 2 3; do
-    log "building lb (Release), attempt $attempt"
-    if (cd "$ROOT" && dotnet build src/Host.cs -c Release -nologo -v q > "$T/build.log" 2>&1); then built=1; break; fi
-    grep -E ' error ' "$T/build.log" | sort -u | head -5 >&2 || true
-    (( attempt < 3 )) && sleep 60
+# LB_FROM=head (default): build the last commit in a temp copy, so colleagues' half-made edits in src/ cannot
+# break or skew a run; if that commit does not build or lb does not answer, its parents are tried in turn.
+# LB_FROM=tree: `dotnet build src/Host.cs -c Release` in the working tree as it is.
+LB_FROM=${LB_FROM:-head}
+source "$HERE/lib/configs.sh"
+write_tls
+write_lb
+lb_answers() { # dll: starts lb on the bench config, waits for any HTTP answer, stops it
+  env "${LB_ENV[@]}" dotnet "$1" run -c "$T/lb/lb.toml" > "$T/lb/try.log" 2>&1 &
+  local pid=$! ok=1
+  STARTED+=($pid)
+  local deadline=$((SECONDS + 30))
+  while (( SECONDS < deadline )); do
+    curl -sk -o /dev/null --max-time 1 "https://127.0.0.1:20443/" && { ok=0; break; }
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.2
   done
-  if (( ! built )); then
-    # Others edit src/ while this runs: fall back to the last commit that builds (HEAD, then its parents).
-    for rev in HEAD HEAD~1 HEAD~2 HEAD~3 HEAD~4 HEAD~5; do
-      log "working tree does not build; trying $rev"
-      rm -rf "$T/src-snapshot"; mkdir -p "$T/src-snapshot"
-      (cd "$ROOT" && git archive "$rev") | tar -x -C "$T/src-snapshot"
-      if (cd "$T/src-snapshot" && dotnet build src/Host.cs -c Release -nologo -v q > "$T/build.log" 2>&1); then
-        LB_DLL=$T/src-snapshot/src/Host.cs/bin/Release/net10.0/lb.dll
-        LB_SOURCE="commit $(cd "$ROOT" && git rev-parse --short "$rev") (working tree did not build)"
-        built=1; break
-      fi
-    done
-    (( built )) || die "lb does not build (see $T/build.log)"
-  fi
+  kill -TERM "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  (( ok == 0 )) || { tail -5 "$T/lb/try.log" >&2; return 1; }
+}
+if [[ -n ${LB_DLL:-} ]]; then
+  LB_SOURCE="given LB_DLL"
+elif [[ $LB_FROM == tree ]]; then
+  log "building lb (Release) in the working tree"
+  (cd "$ROOT" && dotnet build src/Host.cs -c Release -nologo -v q > "$T/build.log" 2>&1) \
+    || { grep -E ' error ' "$T/build.log" | sort -u | head -5 >&2; die "the working tree does not build"; }
+  LB_DLL=$ROOT/src/Host.cs/bin/Release/net10.0/lb.dll
+  LB_SOURCE="working tree$(cd "$ROOT" && git diff --quiet -- src || echo ' (uncommitted changes in src/)') at $(cd "$ROOT" && git rev-parse --short HEAD)"
+  lb_answers "$LB_DLL" || die "lb built from the working tree does not answer"
+else
+  for rev in HEAD HEAD~1 HEAD~2 HEAD~3 HEAD~4 HEAD~5 HEAD~6 HEAD~7; do
+    sha=$(cd "$ROOT" && git rev-parse --short "$rev")
+    log "building lb (Release) from commit $sha ($rev)"
+    rm -rf "$T/src-snapshot"; mkdir -p "$T/src-snapshot"
+    (cd "$ROOT" && git archive "$rev") | tar -x -C "$T/src-snapshot"
+    if ! (cd "$T/src-snapshot" && dotnet build src/Host.cs -c Release -nologo -v q > "$T/build.log" 2>&1); then
+      grep -E ' error ' "$T/build.log" | sort -u | head -3 >&2 || true
+      continue
+    fi
+    LB_DLL=$T/src-snapshot/src/Host.cs/bin/Release/net10.0/lb.dll
+    if lb_answers "$LB_DLL"; then
+      LB_SOURCE="commit $sha ($rev$( [[ $rev != HEAD ]] && echo ': later commits did not build or answer'))"
+      break
+    fi
+    LB_DLL=
+  done
+  [[ -n $LB_DLL ]] || die "no recent commit builds an lb that answers (see $T/build.log)"
 fi
 [[ -f $LB_DLL ]] || die "no $LB_DLL"
-LB_COMMIT=$(cd "$ROOT" && git rev-parse --short HEAD)$(cd "$ROOT" && git diff --quiet -- src && echo "" || echo "+dirty src")
+LB_COMMIT=$LB_SOURCE
 log "lb: $LB_DLL ($LB_SOURCE)"
 
 # ---- configs -------------------------------------------------------------------------------------------
-source "$HERE/lib/configs.sh"
-write_tls
 write_backend_nginx
-write_lb
 write_haproxy haproxy "    bind 127.0.0.1:21443 ssl crt $T/tls/lb.pem alpn http/1.1
     bind 127.0.0.1:21080"
 write_haproxy chainhaproxy "    bind 127.0.0.1:22081"
@@ -403,7 +425,7 @@ VERSIONS=$T/versions.txt
   echo "openssl: $(openssl version)"
   echo "kernel: $(uname -r)"
   echo "cpu: $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo) x $(nproc --all)"
-  echo "lb: $LB_COMMIT, built from $LB_SOURCE"
+  echo "lb: built from $LB_SOURCE"
   echo "machine busy with other work just before the run: ${BUSY_BEFORE}% of both CPUs"
 } > "$VERSIONS"
 mkdir -p "$HERE/results"

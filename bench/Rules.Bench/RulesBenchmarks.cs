@@ -102,6 +102,15 @@ public class RulesBenchmarks
     [Benchmark(Description = "Persistence.Decide pinned by cookie")]
     public PersistenceChoice PersistenceDecide() => Persistence.Decide(_app2, _cookieHeaders, _up);
 
+    [Benchmark(Description = "Persistence.BackendCookieHeaders strip SRVID")]
+    public string[] BackendCookieHeaders() => Persistence.BackendCookieHeaders(_app2, _cookieHeaders);
+
+    [Benchmark(Description = "Persistence.SetCookieFor (insert, per response without cookie)")]
+    public string SetCookieFor() => Persistence.SetCookieFor(_app2, 1, true);
+
+    [Benchmark(Description = "Persistence.CacheControlWithPrivate (none from backend)")]
+    public string CacheControlWithPrivate() => Persistence.CacheControlWithPrivate([]);
+
     // ---- Balancing -------------------------------------------------------------------------------
 
     [Benchmark(Description = "Balancing.RoundRobin 3 servers")]
