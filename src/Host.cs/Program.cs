@@ -12,7 +12,7 @@ public static class Program
         return Cli.Parse(args) switch
         {
             Command.RunCommand run => await Commands.RunAsync(run.configFile),
-            Command.CheckCommand check => Commands.Check(check.configFile),
+            Command.CheckCommand check => Commands.Check(check.configFile, check.peers),
             Command.ExplainCommand explain => Commands.Explain(explain.configFile, explain.url, explain.cookie),
             Command.DemoCommand demo => await DemoSite.RunAsync(demo.httpsPort, demo.httpPort),
             Command.HashPasswordCommand hash => Lb.Host.Stats.HashPasswordCommand.Run(hash.iterations),

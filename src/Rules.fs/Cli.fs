@@ -10,6 +10,16 @@ type ConfigArgs =
             match this with
             | Config _ -> "the lb config file (TOML)"
 
+type CheckArgs =
+    | [<AltCommandLine("-c"); Mandatory; Unique>] Config of file: string
+    | Peer of file: string
+
+    interface IArgParserTemplate with
+        member this.Usage =
+            match this with
+            | Config _ -> "the lb config file (TOML)"
+            | Peer _ -> "the config of another node of the VRRP pair (repeatable): adds it to the failover table"
+
 type ExplainArgs =
     | [<AltCommandLine("-c"); Mandatory; Unique>] Config of file: string
     | [<MainCommand; Mandatory; Unique>] Url of url: string
@@ -42,7 +52,7 @@ type HashPasswordArgs =
 
 type LbArgs =
     | [<CliPrefix(CliPrefix.None)>] Run of ParseResults<ConfigArgs>
-    | [<CliPrefix(CliPrefix.None)>] Check of ParseResults<ConfigArgs>
+    | [<CliPrefix(CliPrefix.None)>] Check of ParseResults<CheckArgs>
     | [<CliPrefix(CliPrefix.None)>] Explain of ParseResults<ExplainArgs>
     | [<CliPrefix(CliPrefix.None)>] Demo of ParseResults<DemoArgs>
     | [<CliPrefix(CliPrefix.None)>] Hash_Password of ParseResults<HashPasswordArgs>
@@ -61,7 +71,7 @@ type LbArgs =
 /// The command the user asked for, as the C# shell consumes it.
 type Command =
     | RunCommand of configFile: string
-    | CheckCommand of configFile: string
+    | CheckCommand of configFile: string * peers: string array
     /// `cookie` is the `--cookie` header value, "" when absent.
     | ExplainCommand of configFile: string * url: string * cookie: string
     | DemoCommand of httpsPort: int * httpPort: int
@@ -78,7 +88,7 @@ module Cli =
     let private toCommand (results: ParseResults<LbArgs>) =
         match results.GetSubCommand() with
         | Run r -> RunCommand(r.GetResult ConfigArgs.Config)
-        | Check c -> CheckCommand(c.GetResult ConfigArgs.Config)
+        | Check c -> CheckCommand(c.GetResult CheckArgs.Config, c.GetResults CheckArgs.Peer |> Array.ofList)
         | Explain e ->
             ExplainCommand(e.GetResult ExplainArgs.Config, e.GetResult ExplainArgs.Url, e.GetResult(ExplainArgs.Cookie, defaultValue = ""))
         | Demo d -> DemoCommand(d.GetResult(Https_Port, defaultValue = 8443), d.GetResult(Http_Port, defaultValue = 8080))

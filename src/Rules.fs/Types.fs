@@ -126,6 +126,39 @@ type AccessLogTarget =
 
 type LogConfig = { Access: AccessLogTarget }
 
+/// `[[vrrp.track_script]]`: keepalived's `vrrp_script` (a command run every interval; exit 0 = success).
+type TrackScriptConfig =
+    { Command: string
+      Interval: TimeSpan
+      /// Added to the priority while the script succeeds (positive) or subtracted while it fails (negative).
+      Weight: int
+      Rise: int
+      Fall: int }
+
+/// `[vrrp]`: keepalived's `vrrp_instance`, the virtual IP shared by two lb nodes.
+type VrrpConfig =
+    { Interface: string
+      VirtualRouterId: int
+      Priority: int
+      AdvertInterval: TimeSpan
+      /// 2 (RFC 3768) or 3 (RFC 5798).
+      Version: int
+      /// `192.0.2.100/24`: IPv4 address and prefix length.
+      VirtualIps: string array
+      Preempt: bool
+      PreemptDelay: TimeSpan
+      GarpMasterDelay: TimeSpan
+      GarpMasterRepeat: int
+      /// Gratuitous ARP repeated this often while master (zero: off), so a healed split brain finds the VIP.
+      GarpMasterRefresh: TimeSpan
+      UnicastPeers: string array
+      TrackInterfaces: string array
+      /// `track_self = { weight = 2 }`: lb's own listeners, the seed's `killall -0 apache2`. None: off.
+      TrackSelfWeight: int option
+      TrackScripts: TrackScriptConfig array
+      /// VRRPv2 `auth_pass` (keepalived interop), at most 8 characters.
+      AuthPassword: string option }
+
 /// The whole validated configuration. Built only by `Config.parse`, so every value here passed validation.
 type LbConfig =
     { Node: NodeConfig
@@ -137,7 +170,9 @@ type LbConfig =
       ErrorPages: (int * string) array
       /// `[stats]`: None when the section is absent (no stats listener).
       Stats: StatsConfig option
-      Log: LogConfig }
+      Log: LogConfig
+      /// `[vrrp]`: None when this node runs no VRRP.
+      Vrrp: VrrpConfig option }
 
 /// A configuration error with its place in the file and a hint on how to fix it.
 type ConfigError =

@@ -302,7 +302,7 @@ let private repoRoot =
 
 [<Fact>]
 let ``every sample config loads, except the deliberately broken one with its three errors`` () =
-    let samples = IO.Directory.GetFiles(IO.Path.Combine(repoRoot, "samples"), "*.toml")
+    let samples = IO.Directory.GetFiles(IO.Path.Combine(repoRoot, "samples"), "*.toml", IO.SearchOption.AllDirectories)
     Assert.NotEmpty samples
     for file in samples do
         let result = Config.parseText (IO.File.ReadAllText file) (IO.Path.Combine(file, "..")) allFilesExist
@@ -312,3 +312,71 @@ let ``every sample config loads, except the deliberately broken one with its thr
         | name, Error errors when not (name.StartsWith "broken") ->
             failwithf "%s: %s" name (String.Join("\n", errors |> List.map string))
         | name, other -> failwithf "%s: %A" name other
+
+let private withVrrp (vrrp: string) = valid + "\n[vrrp]\n" + vrrp
+
+[<Fact>]
+let ``the issue's vrrp section loads with every keepalived keyword typed`` () =
+    let text =
+        withVrrp
+            """
+interface = "eth0"
+virtual_router_id = 51
+priority = 101
+advert_int = "1s"
+version = 3
+virtual_ips = ["192.0.2.100/24"]
+preempt = true
+garp_master_delay = "1s"
+unicast_peers = []
+track_interfaces = ["eth1"]
+track_self = { weight = 2 }
+[[vrrp.track_script]]
+command = "/usr/local/bin/check"
+interval = "2s"
+weight = 2
+"""
+    match parse text with
+    | Ok config ->
+        let vrrp = config.Vrrp.Value
+        Assert.Equal("eth0", vrrp.Interface)
+        Assert.Equal(51, vrrp.VirtualRouterId)
+        Assert.Equal(101, vrrp.Priority)
+        Assert.Equal<string array>([| "192.0.2.100/24" |], vrrp.VirtualIps)
+        Assert.Equal(Some 2, vrrp.TrackSelfWeight)
+        Assert.Equal(TimeSpan.FromSeconds 1.0, vrrp.GarpMasterDelay)
+        Assert.Equal<string array>([| "eth1" |], vrrp.TrackInterfaces)
+        Assert.Equal({ Command = "/usr/local/bin/check"; Interval = TimeSpan.FromSeconds 2.0; Weight = 2; Rise = 1; Fall = 1 }, vrrp.TrackScripts[0])
+    | Error errors -> failwithf "%A" errors
+
+[<Fact>]
+let ``vrrp mistakes are each located at their keyword`` () =
+    let text =
+        withVrrp
+            """
+interface = "eth0"
+virtual_router_id = 300
+advert_int = "100ms"
+version = 2
+virtual_ips = ["192.0.2/24", "192.0.2.100/33"]
+auth_pass = "far too long"
+unicast_peers = ["fe80::1"]
+prempt = false
+"""
+    match parse text with
+    | Error errors ->
+        let keywords = errors |> List.map (fun e -> e.Keyword)
+        Assert.Contains("vrrp.virtual_router_id", keywords)
+        Assert.Contains("vrrp.advert_int", keywords)
+        Assert.Equal(2, keywords |> List.filter ((=) "vrrp.virtual_ips") |> List.length)
+        Assert.Contains("vrrp.auth_pass", keywords)
+        Assert.Contains("vrrp.unicast_peers", keywords)
+        Assert.Contains("vrrp.prempt", keywords)
+        Assert.Contains("did you mean 'preempt'?", errors |> List.map (fun e -> e.Hint))
+        Assert.All(errors, fun e -> Assert.True(e.Line > 20))
+    | Ok _ -> failwith "expected errors"
+
+[<Property>]
+let ``every dotted IPv4 address with a prefix from 1 to 32 is a valid virtual IP`` (a: byte, b: byte, c: byte, d: byte, prefix: byte) =
+    let p = int prefix % 32 + 1
+    Config.isValidVirtualIp $"{a}.{b}.{c}.{d}/{p}" && not (Config.isValidVirtualIp $"{a}.{b}.{c}/{p}")

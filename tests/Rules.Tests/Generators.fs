@@ -315,7 +315,8 @@ let routingConfig: LbConfig =
         |> Array.ofList
       ErrorPages = [||]
       Stats = None
-      Log = Config.defaultLog }
+      Log = Config.defaultLog
+      Vrrp = None }
 
 let routingSnapshot = Snapshot routingConfig
 
@@ -483,7 +484,8 @@ let lbConfig: Gen<LbConfig> =
               Apps = apps
               ErrorPages = pages |> Array.map (fun s -> s, $"/srv/errors/{s}.html")
               Stats = None
-              Log = Config.defaultLog }
+              Log = Config.defaultLog
+              Vrrp = None }
     }
 
 /// A generated config with an app whose persistence is on, and that app's index.

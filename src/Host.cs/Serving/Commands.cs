@@ -1,11 +1,13 @@
+using Lb.Host.HighAvailability;
 using Lb.Rules;
+using Lb.Vrrp;
 
 namespace Lb.Host.Serving;
 
 /// <summary>The `lb` subcommands other than the demo.</summary>
 public static class Commands
 {
-    public static int Check(string path)
+    public static int Check(string path, string[] peers)
     {
         var load = ConfigFile.Load(path);
         if (!load.IsValid)
@@ -14,6 +16,40 @@ public static class Commands
             return 1;
         }
         Console.WriteLine(Rules.Rules.Summary(load.Config));
+        return load.Config.Vrrp is { } vrrp ? CheckVrrp(path, load.Config.Node.Name, vrrp.Value, peers) : 0;
+    }
+
+    /// <summary>
+    /// The `[vrrp]` part of `lb check`: the library's own validation, then the failover truth table of this node
+    /// and its peers (keepalived users find out only in production that a failure can never move the VIP).
+    /// </summary>
+    private static int CheckVrrp(string path, string nodeName, VrrpConfig vrrp, string[] peerFiles)
+    {
+        var nodes = new List<NodePlan> { VrrpMapping.ToPlan(nodeName, vrrp) };
+        var problems = VrrpMapping.ToOptions(vrrp, () => true).Validate().Select(p => $"{path}: vrrp.{p}").ToList();
+        foreach (var peerFile in peerFiles)
+        {
+            var peer = ConfigFile.Load(peerFile);
+            if (!peer.IsValid)
+            {
+                ConfigFile.PrintErrors(peerFile, peer, Console.Out);
+                return 1;
+            }
+            if (peer.Config.Vrrp is not { } peerVrrp)
+                problems.Add($"{peerFile}: no [vrrp] section: it cannot be a peer");
+            else if (peerVrrp.Value.VirtualRouterId != vrrp.VirtualRouterId)
+                problems.Add($"{peerFile}: vrrp.virtual_router_id {peerVrrp.Value.VirtualRouterId} differs from {vrrp.VirtualRouterId}: they are not one pair");
+            else
+                nodes.Add(VrrpMapping.ToPlan(peer.Config.Node.Name, peerVrrp.Value));
+        }
+        if (nodes.Select(n => n.Name).Distinct().Count() != nodes.Count)
+            problems.Add("two nodes share one [node] name: give each its own");
+        foreach (var problem in problems)
+            Console.WriteLine(problem);
+        if (problems.Count > 0)
+            return 1;
+        foreach (var line in VrrpMapping.TruthTable(nodes))
+            Console.WriteLine(line);
         return 0;
     }
 
@@ -43,9 +79,11 @@ public static class Commands
         {
             server = await LbServer.StartAsync(load.Config);
         }
-        catch (Exception e) when (e is IOException or System.Security.Cryptography.CryptographicException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or System.Security.Cryptography.CryptographicException or UnauthorizedAccessException
+                                       or System.Net.Sockets.SocketException or ArgumentException or InvalidOperationException)
         {
-            // A port in use or a certificate that became unreadable: one clear line, no stack trace.
+            // A port in use, a certificate that became unreadable, or VRRP without its interface or raw-socket
+            // rights: one clear line, no stack trace.
             Console.Error.WriteLine($"lb: cannot start: {e.Message}");
             return 1;
         }

@@ -4,6 +4,7 @@ using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
 using Lb.Host.Forwarding;
 using Lb.Host.Health;
+using Lb.Host.HighAvailability;
 using Lb.Host.Logging;
 using Lb.Host.Stats;
 using Lb.Rules;
@@ -44,6 +45,7 @@ public sealed class LbServer : IAsyncDisposable
         builder.Services.AddSingleton<AccessLogWriter>();
         builder.Services.AddHostedService(services => services.GetRequiredService<AccessLogWriter>());
         builder.Services.AddSingleton<NodeStatus>();
+        builder.Services.AddSingleton<VrrpService>();
 
         var app = builder.Build();
         var endpoint = app.Services.GetRequiredService<ProxyEndpoint>();
@@ -63,7 +65,28 @@ public sealed class LbServer : IAsyncDisposable
                 throw;
             }
         }
+        try
+        {
+            await server.StartVrrpAsync(app);
+        }
+        catch
+        {
+            await server.DisposeAsync();
+            throw;
+        }
         return server;
+    }
+
+    /// <summary>
+    /// VRRP starts once the listeners are bound (a node must not claim the VIP before it can serve), and hands
+    /// the VIP over as soon as shutdown begins, while the listeners still serve in-flight requests.
+    /// </summary>
+    private async Task StartVrrpAsync(WebApplication app)
+    {
+        var vrrp = app.Services.GetRequiredService<VrrpService>();
+        app.Services.GetRequiredService<NodeStatus>().VrrpState = () => vrrp.State == "n/a" ? null : vrrp.State;
+        await vrrp.StartAsync(CancellationToken.None);
+        app.Lifetime.ApplicationStopping.Register(() => vrrp.HandOver(TimeSpan.FromSeconds(3)));
     }
 
     private static void ConfigureListeners(KestrelServerOptions kestrel, LbConfig config)

@@ -1,0 +1,81 @@
+using System.Net.Sockets;
+using Lb.Rules;
+using Lb.Vrrp;
+
+namespace Lb.Host.HighAvailability;
+
+/// <summary>
+/// Runs this node's VRRP router (keepalived's job) inside `lb run`: the virtual IP moves here when this node
+/// becomes MASTER. `track_self` checks lb's own listeners by connecting to them, the replacement for the
+/// seed's `killall -0 apache2`. On shutdown a master sends priority 0 so the backup takes over at once.
+/// </summary>
+public sealed class VrrpService(LbConfig config, ILogger<VrrpService> logger) : IAsyncDisposable
+{
+    private VrrpRouter? _router;
+
+    /// <summary>MASTER, BACKUP, FAULT... or "n/a" when the config has no [vrrp].</summary>
+    public string State => _router?.Role.ToString().ToUpperInvariant() ?? "n/a";
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        if (config.Vrrp is not { } vrrp)
+            return;
+        var options = VrrpMapping.ToOptions(vrrp.Value, ListenersHealthy);
+        _router = new VrrpRouter(options, logger);
+        _router.RoleChanged += (from, to, reason) =>
+            logger.LogWarning("vrrp {Node}: {From} -> {To} ({Reason})", config.Node.Name, from, to, reason);
+        await _router.StartAsync(cancellationToken);
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (_router is not null)
+            await _router.StopAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// Called when shutdown begins, while the listeners still serve: a master hands the VIP over (priority 0)
+    /// before lb stops accepting, so no client request is lost (RFC 5798 §6.4.3, shutdown event).
+    /// </summary>
+    public void HandOver(TimeSpan bound)
+    {
+        if (_router is null)
+            return;
+        using var timeout = new CancellationTokenSource(bound);
+        try
+        {
+            _router.StopAsync(timeout.Token).Wait(bound);
+        }
+        catch (AggregateException e) when (e.InnerException is OperationCanceledException)
+        {
+            logger.LogWarning("vrrp hand-over did not finish within {Bound}", bound);
+        }
+    }
+
+    /// <summary>Every configured listener accepts a TCP connection within a second.</summary>
+    private bool ListenersHealthy()
+    {
+        var listeners = new[] { config.Listen.Http, config.Listen.Https }.Where(e => e is not null).Select(e => e!.Value);
+        return listeners.All(CanConnect);
+    }
+
+    private static bool CanConnect(Lb.Rules.Endpoint endpoint)
+    {
+        var host = endpoint.Host is "*" or "0.0.0.0" ? "127.0.0.1" : endpoint.Host == "::" ? "::1" : endpoint.Host;
+        try
+        {
+            using var client = new TcpClient();
+            return client.ConnectAsync(host, endpoint.Port).Wait(TimeSpan.FromSeconds(1)) && client.Connected;
+        }
+        catch (Exception e) when (e is SocketException or AggregateException)
+        {
+            return false;
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_router is not null)
+            await _router.DisposeAsync();
+    }
+}
