@@ -124,7 +124,8 @@ else
     fi
     LB_DLL=$T/src-snapshot/src/Host.cs/bin/Release/net10.0/lb.dll
     if lb_answers "$LB_DLL"; then
-      LB_SOURCE="commit $sha ($rev$( [[ $rev != HEAD ]] && echo ': later commits did not build or answer'))"
+      LB_SOURCE="commit $sha ($rev)"
+      [[ $rev == HEAD ]] || LB_SOURCE+=": later commits did not build or answer"
       break
     fi
     LB_DLL=
