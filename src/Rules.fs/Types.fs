@@ -95,7 +95,9 @@ type AppConfig =
       Servers: ServerConfig array
       Balance: BalanceAlgorithm
       Persistence: PersistenceConfig
-      Health: HealthCheckConfig }
+      Health: HealthCheckConfig
+      /// `cache = true`: responses of this app go through the shared HTTP cache (`CachePolicy`, RFC 9111).
+      Cache: bool }
 
     /// The public path prefix of the app: `/app1`.
     member this.Prefix = "/" + this.Name
@@ -159,6 +161,19 @@ type VrrpConfig =
       /// VRRPv2 `auth_pass` (keepalived interop), at most 8 characters.
       AuthPassword: string option }
 
+/// `[cache]`: the shared HTTP cache (RFC 9111) that apps with `cache = true` go through (Apache's mod_cache).
+type CacheConfig =
+    { /// `memory`: the most bytes the memory store holds (bodies, headers and keys); least recently used go first.
+      MemoryBytes: int64
+      /// `max_entry`: a response with a larger body is not stored (Apache `CacheMaxFileSize`).
+      MaxEntryBytes: int64
+      /// `dir`: an absolute folder for the disk store, which survives a restart; None keeps entries in memory only.
+      Dir: string option
+      /// `disk`: the most bytes the disk store holds.
+      DiskBytes: int64
+      /// `x_cache_header`: add `X-Cache: HIT|MISS|REVALIDATED` to responses of cached apps.
+      XCacheHeader: bool }
+
 /// The whole validated configuration. Built only by `Config.parse`, so every value here passed validation.
 type LbConfig =
     { Node: NodeConfig
@@ -172,7 +187,9 @@ type LbConfig =
       Stats: StatsConfig option
       Log: LogConfig
       /// `[vrrp]`: None when this node runs no VRRP.
-      Vrrp: VrrpConfig option }
+      Vrrp: VrrpConfig option
+      /// `[cache]`: defaults when the section is absent; only apps with `cache = true` use it.
+      Cache: CacheConfig }
 
 /// A configuration error with its place in the file and a hint on how to fix it.
 type ConfigError =

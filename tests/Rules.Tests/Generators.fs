@@ -311,12 +311,14 @@ let routingConfig: LbConfig =
               Servers = [| server $"{name}_1" (9000 + 10 * i); server $"{name}_2" (9001 + 10 * i) |]
               Balance = BalanceAlgorithm.RoundRobin
               Persistence = Config.defaultPersistence
-              Health = Config.defaultHealth })
+              Health = Config.defaultHealth
+              Cache = false })
         |> Array.ofList
       ErrorPages = [||]
       Stats = None
       Log = Config.defaultLog
-      Vrrp = None }
+      Vrrp = None
+      Cache = Config.defaultCache }
 
 let routingSnapshot = Snapshot routingConfig
 
@@ -433,12 +435,25 @@ let private appConfig (globalPersistence: PersistenceConfig) (globalHealth: Heal
         let! persistence = Gen.frequency [ 2, Gen.constant globalPersistence; 1, persistenceConfig ]
         let! health = Gen.frequency [ 2, Gen.constant globalHealth; 1, healthConfig ]
         let! servers = serversFor name index persistence.Mode
+        let! cache = Gen.elements [ true; false ]
         return
             { Name = name
               Servers = servers
               Balance = balance
               Persistence = persistence
-              Health = health }
+              Health = health
+              Cache = cache }
+    }
+
+/// A valid `[cache]`: sizes in every unit, with or without a disk store.
+let cacheConfig: Gen<CacheConfig> =
+    gen {
+        let! memory = Gen.elements [ 64L <<< 10; 1L <<< 20; 256L <<< 20; 3L <<< 30 ]
+        let! maxEntry = Gen.elements [ 1L <<< 10; 100L <<< 10; 1L <<< 20 ] |> Gen.map (min memory)
+        let! dir = Gen.elements [ None; Some "/var/cache/lb" ]
+        let! disk = if dir.IsSome then Gen.elements [ 1L <<< 20; 1L <<< 30; 2L <<< 40 ] else Gen.constant Config.defaultCache.DiskBytes
+        let! header = Gen.elements [ true; false ]
+        return { MemoryBytes = memory; MaxEntryBytes = maxEntry; Dir = dir; DiskBytes = disk; XCacheHeader = header }
     }
 
 /// A valid `LbConfig`: random apps, servers, balance, persistence and health (global and per app), limits
@@ -469,6 +484,7 @@ let lbConfig: Gen<LbConfig> =
         let! pages =
             Gen.shuffle Config.errorPageStatuses
             |> Gen.bind (fun all -> Gen.choose (0, all.Length) |> Gen.map (fun n -> Array.truncate n all))
+        let! cache = cacheConfig
         return
             { Node = { Name = node }
               Listen = { Http = http; Https = https; PlainHttp = plain; RedirectStatus = redirectStatus }
@@ -485,7 +501,8 @@ let lbConfig: Gen<LbConfig> =
               ErrorPages = pages |> Array.map (fun s -> s, $"/srv/errors/{s}.html")
               Stats = None
               Log = Config.defaultLog
-              Vrrp = None }
+              Vrrp = None
+              Cache = cache }
     }
 
 /// A generated config with an app whose persistence is on, and that app's index.
@@ -579,6 +596,13 @@ let toToml (c: LbConfig) : string =
     section "health" (healthKeys globalHealth)
     if c.ErrorPages.Length > 0 then
         section "errors" [ for status, path in c.ErrorPages -> string status, str path ]
+    section
+        "cache"
+        [ "memory", str (Config.formatSize c.Cache.MemoryBytes)
+          "max_entry", str (Config.formatSize c.Cache.MaxEntryBytes)
+          yield! c.Cache.Dir |> Option.map (fun d -> "dir", str d) |> Option.toList
+          if c.Cache.Dir.IsSome then "disk", str (Config.formatSize c.Cache.DiskBytes)
+          "x_cache_header", (if c.Cache.XCacheHeader then "true" else "false") ]
     for app in c.Apps do
         add $"[apps.{str app.Name}]"
         add $"balance = {str (balanceWord app.Balance)}"
@@ -588,6 +612,8 @@ let toToml (c: LbConfig) : string =
         match overrides (healthKeys app.Health) (healthKeys globalHealth) with
         | [] -> ()
         | keys -> add $"health = {inlineTable keys}"
+        if app.Cache then
+            add "cache = true"
         let servers =
             app.Servers
             |> Array.map (fun s ->
