@@ -14,7 +14,8 @@ namespace Lb.Host.Tests.Support;
 /// <list type="bullet">
 /// <item>`/hold...` waits until <see cref="ReleaseHeld"/> (at most 30 s) before answering: a slow request whose
 /// end the test decides, for connection limits and least-loaded balancing;</item>
-/// <item>`/abort...` drops the connection without a response: a server that fails mid-request;</item>
+/// <item>`/abort...` (or any request but a health check while <see cref="AbortTraffic"/> is set) drops the
+/// connection without a response: a server that fails mid-request;</item>
 /// <item>`/status/NNN` answers status NNN: a failing health check;</item>
 /// <item>`?cache-control=V` sends that Cache-Control;</item>
 /// <item>anything else: the same JSON as <see cref="Lb.Host.Demo.EchoBackend"/>, read with <see cref="Echo.Parse"/>.</item>
@@ -54,6 +55,9 @@ public sealed class RecordingBackend : IAsyncDisposable
     public int Held => Volatile.Read(ref _held);
 
     public bool IsRunning => _app is not null;
+
+    /// <summary>Drops the connection of every request but health checks: a server that passes its checks but fails requests.</summary>
+    public bool AbortTraffic { get; set; }
 
     public static async Task<RecordingBackend> StartAsync(string name, int port = 0)
     {
@@ -112,7 +116,8 @@ public sealed class RecordingBackend : IAsyncDisposable
         _seen.Enqueue(new Seen(DateTimeOffset.UtcNow, request.Method, target,
             request.Headers.Host.FirstOrDefault(), request.Headers.UserAgent.FirstOrDefault(), request.Headers.Cookie.FirstOrDefault()));
 
-        if (request.Path.StartsWithSegments("/abort"))
+        var isCheck = request.Headers.UserAgent.ToString().StartsWith("lb-healthcheck/", StringComparison.Ordinal);
+        if (request.Path.StartsWithSegments("/abort") || (AbortTraffic && !isCheck))
         {
             context.Abort();
             return;

@@ -1,0 +1,222 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Authentication;
+using System.Text;
+using Lb.Host.Tests.Support;
+using Xunit;
+
+namespace Lb.Host.Tests.EndToEnd;
+
+/// <summary>
+/// Limits and timeouts (issue 3): server and global `maxconn` queue the excess up to `timeout_queue`, then 503;
+/// `timeout_server` gives 504, `timeout_client` 408 or a closed connection; error pages come from `[errors]`.
+/// Slow requests are `/hold` requests on a <see cref="RecordingBackend"/>: they end when the test says.
+/// </summary>
+public sealed class LimitsTests : IAsyncLifetime
+{
+    private const string QueuePage = "<html><body>custom 503: queue full</body></html>\n";
+    private const string TimeoutPage = "<html><body>custom 504: too slow</body></html>\n";
+
+    private readonly List<IAsyncDisposable> _started = [];
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    private async Task<RecordingBackend> BackendAsync(string name)
+    {
+        var backend = await RecordingBackend.StartAsync(name);
+        _started.Add(backend);
+        return backend;
+    }
+
+    private async Task<LbInstance> StartLbAsync(string body, IReadOnlyDictionary<string, string>? files = null)
+    {
+        var lb = await LbInstance.StartAsync(body, files);
+        _started.Insert(0, lb);
+        return lb;
+    }
+
+    private static string App(string app, RecordingBackend server, string serverExtra = "") =>
+        $"[apps.{app}]\nhealth = {{ enabled = false }}\n" +
+        $"servers = [ {{ name = \"{server.Name}\", address = \"{server.Address}\"{serverExtra} }} ]\n";
+
+    [Fact]
+    public async Task A_request_beyond_a_servers_maxconn_waits_for_the_slot_and_succeeds_when_it_frees()
+    {
+        var server = await BackendAsync("one_1");
+        var lb = await StartLbAsync("[defaults]\ntimeout_queue = \"10s\"\n" + App("one", server, ", maxconn = 1"));
+
+        var first = lb.GetAsync("/one/hold");
+        await server.WaitForHeldAsync(1);
+        var second = lb.GetAsync("/one/second");
+        await Task.Delay(500);
+
+        Assert.False(second.IsCompleted, "the second request did not wait for the slot");
+        Assert.Single(server.Traffic());
+        server.ReleaseHeld();
+        Assert.Equal(200, (await first).Status);
+        var queued = await second;
+        Assert.Equal(200, queued.Status);
+        Assert.True(queued.Took >= TimeSpan.FromMilliseconds(450), $"took {queued.Took.TotalMilliseconds:F0} ms");
+        Assert.Equal(["/hold", "/second"], server.Traffic().Select(r => r.Target));
+    }
+
+    // SRC BUG: lb answers 502 (built-in page, "no response") after 4 × timeout_queue. ProxyEndpoint.SendToAsync
+    // reports a server queue timeout as FailureKind.ConnectFailed, so Retry.Decide retries it `retries` times
+    // (same server: no other is usable) and then gives up with 502. The issue: "excess requests queue up to
+    // timeout_queue then get 503".
+    [Fact]
+    [Trait("Category", "SrcBug")]
+    public async Task A_request_queued_longer_than_timeout_queue_gets_503_with_the_errors_page()
+    {
+        var server = await BackendAsync("one_1");
+        var lb = await StartLbAsync("[defaults]\ntimeout_queue = \"300ms\"\n[errors]\n503 = \"503.html\"\n" + App("one", server, ", maxconn = 1"),
+            new Dictionary<string, string> { ["503.html"] = QueuePage });
+
+        var first = lb.GetAsync("/one/hold");
+        await server.WaitForHeldAsync(1);
+        var second = await lb.GetAsync("/one/second");
+        server.ReleaseHeld();
+
+        Assert.True(second.Status == 503, $"{second.Status} after {second.Took.TotalMilliseconds:F0} ms: {second.Body}");
+        Assert.Equal(QueuePage, second.Body);
+        // timeout_queue, not several of them: a full queue is not a connection failure to retry.
+        Assert.True(second.Took < TimeSpan.FromMilliseconds(1000), $"took {second.Took.TotalMilliseconds:F0} ms");
+        Assert.Equal(200, (await first).Status);
+        Assert.Single(server.Traffic());
+    }
+
+    [Fact]
+    public async Task The_global_maxconn_queues_requests_of_every_app_then_503_after_timeout_queue()
+    {
+        var a = await BackendAsync("a_1");
+        var b = await BackendAsync("b_1");
+        var lb = await StartLbAsync("[defaults]\nmaxconn = 1\ntimeout_queue = \"300ms\"\n" + App("a", a) + App("b", b));
+
+        var first = lb.GetAsync("/a/hold");
+        await a.WaitForHeldAsync(1);
+        var other = await lb.GetAsync("/b/x");
+        a.ReleaseHeld();
+
+        Assert.Equal(503, other.Status);
+        Assert.Contains("503 Service Unavailable", other.Body);
+        Assert.Empty(b.Traffic());
+        Assert.Equal(200, (await first).Status);
+        // With the slot free again, the other app is served.
+        Assert.Equal(200, (await lb.GetAsync("/b/x")).Status);
+    }
+
+    [Fact]
+    public async Task The_global_maxconn_queue_lets_a_request_through_when_the_slot_frees_in_time()
+    {
+        var a = await BackendAsync("a_1");
+        var b = await BackendAsync("b_1");
+        var lb = await StartLbAsync("[defaults]\nmaxconn = 1\ntimeout_queue = \"10s\"\n" + App("a", a) + App("b", b));
+
+        var first = lb.GetAsync("/a/hold");
+        await a.WaitForHeldAsync(1);
+        var other = lb.GetAsync("/b/x");
+        await Task.Delay(400);
+
+        Assert.False(other.IsCompleted);
+        Assert.Empty(b.Traffic());
+        a.ReleaseHeld();
+        Assert.Equal(200, (await first).Status);
+        Assert.Equal(200, (await other).Status);
+    }
+
+    [Fact]
+    public async Task A_server_slower_than_timeout_server_gives_504_with_the_errors_page_and_is_not_retried()
+    {
+        var slow = await BackendAsync("slow_1");
+        var spare = await BackendAsync("slow_2");
+        var lb = await StartLbAsync("[defaults]\ntimeout_server = \"500ms\"\n[errors]\n504 = \"504.html\"\n" +
+            "[apps.slow]\nhealth = { enabled = false }\n" +
+            $"servers = [ {{ name = \"slow_1\", address = \"{slow.Address}\" }}, {{ name = \"slow_2\", address = \"{spare.Address}\" }} ]\n",
+            new Dictionary<string, string> { ["504.html"] = TimeoutPage });
+
+        var reply = await lb.GetAsync("/slow/hold", "SRVID=slow_1");
+        slow.ReleaseHeld();
+
+        Assert.Equal(504, reply.Status);
+        Assert.Equal(TimeoutPage, reply.Body);
+        Assert.InRange(reply.Took, TimeSpan.FromMilliseconds(450), TimeSpan.FromSeconds(3));
+        Assert.Single(slow.Traffic());
+        Assert.Empty(spare.Traffic());
+    }
+
+    [Fact]
+    public async Task A_client_that_stalls_in_its_headers_gets_408_or_a_closed_connection_after_timeout_client()
+    {
+        var server = await BackendAsync("one_1");
+        var lb = await StartLbAsync("[defaults]\ntimeout_client = \"1s\"\n" + App("one", server));
+
+        var (answer, took) = await StallAsync(lb, "GET /one/x HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Partial: ");
+
+        Assert.True(answer.Length == 0 || answer.StartsWith("HTTP/1.1 408", StringComparison.Ordinal), answer);
+        Assert.InRange(took, TimeSpan.FromMilliseconds(900), TimeSpan.FromSeconds(4));
+        Assert.Empty(server.Traffic());
+    }
+
+    // SRC BUG: lb answers 502 Bad Gateway ("RequestBodyClient: ... Reading the request body timed out due to data
+    // arriving too slowly. See MinRequestBodyDataRate.") about 5 s later: timeout_client is applied to
+    // Kestrel's KeepAliveTimeout and RequestHeadersTimeout only, so a stalled body waits for Kestrel's
+    // MinRequestBodyDataRate grace period (5 s), and the client's stall is reported as the server's fault (502,
+    // with a Set-Cookie for that server). The issue: timeout_client → 408 (HAProxy `timeout client`: client
+    // inactivity at any point of the request).
+    [Fact]
+    [Trait("Category", "SrcBug")]
+    public async Task A_client_that_stalls_in_its_body_gets_408_or_a_closed_connection_after_timeout_client()
+    {
+        var server = await BackendAsync("one_1");
+        var lb = await StartLbAsync("[defaults]\ntimeout_client = \"1s\"\ntimeout_server = \"30s\"\n" + App("one", server));
+
+        var (answer, took) = await StallAsync(lb, "POST /one/form HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n0123456789");
+
+        Assert.True(answer.Length == 0 || answer.StartsWith("HTTP/1.1 408", StringComparison.Ordinal), answer);
+        Assert.InRange(took, TimeSpan.FromMilliseconds(900), TimeSpan.FromSeconds(4));
+    }
+
+    /// <summary>
+    /// Opens a TLS connection, sends <paramref name="partial"/> and then nothing; returns what lb sent back
+    /// before closing (bounded by 15 s) and how long after the partial request it closed.
+    /// </summary>
+    private static async Task<(string Answer, TimeSpan Took)> StallAsync(LbInstance lb, string partial)
+    {
+        using var cancel = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        using var tcp = new TcpClient();
+        await tcp.ConnectAsync(IPAddress.Loopback, lb.HttpsPort, cancel.Token);
+        await using var tls = new SslStream(tcp.GetStream());
+        await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
+        {
+            TargetHost = "localhost",
+            EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
+            ApplicationProtocols = [SslApplicationProtocol.Http11],
+            RemoteCertificateValidationCallback = PinnedTls.Accept(lb.Thumbprint),
+        }, cancel.Token);
+        await tls.WriteAsync(Encoding.ASCII.GetBytes(partial), cancel.Token);
+        await tls.FlushAsync(cancel.Token);
+        var clock = Stopwatch.StartNew();
+        using var received = new MemoryStream();
+        try
+        {
+            await tls.CopyToAsync(received, cancel.Token);
+        }
+        catch (IOException)
+        {
+            // A reset is a closed connection too.
+        }
+        catch (OperationCanceledException)
+        {
+            Assert.Fail($"lb kept the stalled connection open for 15 s; sent: {Encoding.ASCII.GetString(received.ToArray())}");
+        }
+        return (Encoding.ASCII.GetString(received.ToArray()), clock.Elapsed);
+    }
+
+    public async Task DisposeAsync()
+    {
+        foreach (var started in _started)
+            await started.DisposeAsync();
+    }
+}
