@@ -99,7 +99,7 @@ footer { margin-top: 18px; color: #5b6670; } footer a { margin-right: 12px; }
                     _name DrainSecondsField
                     _min "1"
                     _max (string Admin.MaxDrainSeconds)
-                    _placeholder "deadline s"
+                    _placeholder "secs"
                     _title "optional: seconds after which pinned clients are redispatched too" ]
               button "maint" "Maint" ]
 
@@ -156,13 +156,18 @@ footer { margin-top: 18px; color: #5b6670; } footer a { margin-right: 12px; }
         ]
 
     let private appSection (now: DateTimeOffset) (token: string) (app: AppStats) =
-        let up = app.Servers |> Array.filter (fun s -> s.Status = ServerStatus.Up) |> Array.length
+        let counts =
+            app.Servers
+            |> Array.countBy (fun s -> s.Status)
+            |> Array.sortBy (fun (s, _) -> string s |> fun w -> Array.IndexOf([| "UP"; "DRAIN"; "MAINT"; "DOWN" |], w))
+            |> Array.map (fun (s, n) -> $"{n} {s}")
+        let states = String.Join(", ", counts)
         section [ attr "data-app" app.Name ] [
             h2 [] [
                 str $"/{app.Name}/ "
                 span [ _class "summary" ] [
                     str
-                        $"{up} of {app.Servers.Length} servers up · {invariantInt app.Requests} requests · {invariantInt app.NoServer} without a server (503)"
+                        $"{app.Servers.Length} servers: {states} · {invariantInt app.Requests} requests · {invariantInt app.NoServer} without a server (503)"
                 ]
             ]
             table [] [ header; tbody [] [ for s in app.Servers -> serverRow now token app.Name s ] ]
