@@ -6,7 +6,8 @@
 #
 # Knobs (environment): REPEAT, DURATION (s per point), WARMUP (s of lb load before the warm rounds),
 # COLD_SLICES (1-s slices measured right after lb starts), CONNS ("64 1000"), TARGETS ("lb haproxy chain nginx"),
-# QUIET_WAIT (s to wait, at most, for the machine to be idle before starting; default 180),
+# QUIET_WAIT (s to wait, at most, for the machine to be idle before starting; default 180), QUIET_MAX (% busy
+# with other work above which a point waits, default 25) and QUIET_BUDGET (s of such waiting in all, default 900),
 # PROFILE=1 (perf record lb during one warm HTTPS point; report appended), LB_FROM=head|tree (build the last
 # commit in a temp copy, the default, or the working tree), LB_DLL (use this lb.dll, no build),
 # OUT (default bench/RESULTS.md).
@@ -328,10 +329,10 @@ check_target() { # target
 }
 
 # ---- run -------------------------------------------------------------------------------------------------
-busy_pct() { # % of both CPUs busy over 2 s
+busy_pct() { # [seconds] -> % of both CPUs busy over that time (default 2 s)
   local a b
   a=$(awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)
-  sleep 2
+  sleep "${1:-2}"
   b=$(awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)
   awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " "); d = y[2] - x[2]; if (d <= 0) d = 1; printf "%.0f", (y[1] - x[1]) * 100 / d }'
 }
@@ -344,6 +345,20 @@ while (( BUSY_BEFORE > 15 && SECONDS < deadline )); do
   BUSY_BEFORE=$(busy_pct)
 done
 log "machine ${BUSY_BEFORE}% busy before starting"
+# Before each warm point and each fresh lb, wait (within QUIET_BUDGET seconds for the whole run) until other
+# work leaves the CPUs mostly idle (< QUIET_MAX %); points are still flagged by their own noise columns.
+echo 0 > "$T/quiet_waited"
+wait_quiet() {
+  local waited b
+  waited=$(cat "$T/quiet_waited")
+  b=$(busy_pct 1)
+  while (( b > ${QUIET_MAX:-25} && waited < ${QUIET_BUDGET:-900} )); do
+    sleep 2
+    waited=$((waited + 3))
+    b=$(busy_pct 1)
+  done
+  echo "$waited" > "$T/quiet_waited"
+}
 START_TS=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 T0=$SECONDS
 log "temp dir $T; REPEAT=$REPEAT DURATION=${DURATION}s WARMUP=${WARMUP}s CONNS='$CONNS' TARGETS='$TARGETS'"
@@ -356,6 +371,7 @@ STARTUP=$T/startup.tsv
 printf 'repeat\tms_to_first_response\n' > "$STARTUP"
 for r in $(seq 1 "$REPEAT"); do
   (( r > 1 )) && stop_lb
+  wait_quiet
   t_start=$(date +%s%N)
   start_lb
   wait_http "https://127.0.0.1:20443$PATH_UNDER_TEST" 60 || { cat "$T/lb/lb.log" >&2; die "lb did not start"; }
@@ -388,6 +404,7 @@ for r in $(seq 1 "$REPEAT"); do
       for cookie in 0 1; do
         for i in "${!order[@]}"; do
           t=${order[$(( (i + r - 1) % ${#order[@]} ))]}
+          wait_quiet
           rps=$(run_point warm "$r" "$t" "$scheme" "$cookie" "$conns" "$DURATION")
           log "round $r/$REPEAT $t $scheme cookie=$cookie c=$conns: $rps req/s"
         done
@@ -427,7 +444,7 @@ VERSIONS=$T/versions.txt
   echo "kernel: $(uname -r)"
   echo "cpu: $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo) x $(nproc --all)"
   echo "lb: built from $LB_SOURCE"
-  echo "machine busy with other work just before the run: ${BUSY_BEFORE}% of both CPUs"
+  echo "machine busy with other work just before the run: ${BUSY_BEFORE}% of both CPUs; waited $(cat "$T/quiet_waited") s in all for quiet (< ${QUIET_MAX:-25}% busy) before points"
 } > "$VERSIONS"
 mkdir -p "$HERE/results"
 cp "$RAW" "$HERE/results/last-run.tsv"
