@@ -40,5 +40,9 @@ public sealed class ForwardingState
         ConnectTimeout = defaults.TimeoutConnect,
         // Times each new connection for the access log's connect field.
         ConnectCallback = Lb.Host.Logging.RequestTrace.ConnectAsync,
+        // Header bytes pass through as received: Kestrel decodes them as UTF-8 (LbServer), and the same
+        // encoding turns them back into the same bytes towards the backend and back to the client.
+        RequestHeaderEncodingSelector = (_, _) => System.Text.Encoding.UTF8,
+        ResponseHeaderEncodingSelector = (_, _) => System.Text.Encoding.UTF8,
     });
 }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
+using Lb.Host.Caching;
 using Lb.Host.Forwarding;
 using Lb.Host.Health;
 using Lb.Host.HighAvailability;
@@ -36,6 +37,7 @@ public sealed class LbServer : IAsyncDisposable
         builder.WebHost.UseKestrel(kestrel => ConfigureListeners(kestrel, config));
         builder.Services.AddHttpForwarder();
         builder.Services.AddSingleton(new ForwardingState(config));
+        builder.Services.AddSingleton<HttpCache>();
         builder.Services.AddSingleton<ProxyEndpoint>();
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton(new ErrorPages(config));
@@ -92,6 +94,9 @@ public sealed class LbServer : IAsyncDisposable
     private static void ConfigureListeners(KestrelServerOptions kestrel, LbConfig config)
     {
         kestrel.AddServerHeader = false;
+        // Non-ASCII header bytes (cookies of real apps have them) round-trip as UTF-8; see ForwardingState.
+        kestrel.RequestHeaderEncodingSelector = _ => System.Text.Encoding.UTF8;
+        kestrel.ResponseHeaderEncodingSelector = _ => System.Text.Encoding.UTF8;
         kestrel.Limits.KeepAliveTimeout = config.Defaults.TimeoutClient;
         kestrel.Limits.RequestHeadersTimeout = config.Defaults.TimeoutClient;
         if (config.Listen.Http is { } http)
@@ -141,6 +146,9 @@ public sealed class LbServer : IAsyncDisposable
 
     /// <summary>The runtime state (servers' health, active requests): for stats and tests, read only.</summary>
     public ForwardingState State => _app.Services.GetRequiredService<ForwardingState>();
+
+    /// <summary>The HTTP cache of the apps with `cache = true` (its stores' sizes): for stats and tests, read only.</summary>
+    public HttpCache Cache => _app.Services.GetRequiredService<HttpCache>();
 
     public Task WaitForShutdownAsync() => _app.WaitForShutdownAsync();
 

@@ -162,7 +162,6 @@ public sealed class PersistenceTests : IAsyncLifetime
     // Cookie header, but the forwarding SocketsHttpHandler (ForwardingState.CreateClient) has no
     // RequestHeaderEncodingSelector, so sending it to the backend throws, and the retry loop tries every server.
     [Theory]
-    [Trait("Category", "SrcBug")]
     [MemberData(nameof(Positions))]
     public Task The_cookie_among_non_ASCII_cookies_is_honoured_at_any_position_and_the_rest_reach_the_backend(string position) =>
         HonouredAmongAsync(HostileNonAscii, position);
