@@ -1167,6 +1167,7 @@ module Config =
               config.Listen.Http
               |> Option.map (fun e ->
                   let mode = if config.Listen.PlainHttp = PlainHttpMode.Proxy then "proxy" else "redirect"
-                  $"http {e} ({mode})") ]
+                  $"http {e} ({mode})")
+              config.Stats |> Option.map (fun s -> $"stats {s.Listen}") ]
             |> List.choose id
         $"config OK: node {config.Node.Name}, {config.Apps.Length} apps, {servers} servers, " + String.Join(", ", listeners)
