@@ -328,6 +328,18 @@ module CachePolicy =
         elif hasValidator response.Headers && (heuristicallyCacheable.Contains response.Status || cc.Public) then Storability.Store
         else Storability.DoNotStore "no explicit freshness and no validator"
 
+    /// RFC 9111 §3.3: only a complete response is stored. With Content-Length, the body received must have
+    /// exactly that length (a response to HEAD has no body); without it, the end of the body was its end.
+    [<CompiledName("IsComplete")>]
+    let isComplete (method: string, response: CacheResponse, bodyLength: int64) : bool =
+        method = "HEAD"
+        || (match combined "Content-Length" response.Headers with
+            | Some text ->
+                match Int64.TryParse(text.Trim(), NumberStyles.None, CultureInfo.InvariantCulture) with
+                | true, n -> n = bodyLength
+                | _ -> false
+            | None -> true)
+
     // ---- Freshness and age --------------------------------------------------------------------------
 
     /// The freshness lifetime (RFC 9111 §4.2.1), for a shared cache: `s-maxage`, else `max-age`, else

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net.Http;
+using Lb.Host.Caching;
 using Lb.Host.Logging;
 using Lb.Host.Stats;
 using Lb.Rules;
@@ -17,9 +18,9 @@ namespace Lb.Host.Forwarding;
 ///   5. on failure ask Rules' retry policy: same server, another server (redispatch, new cookie) or give up,
 ///   6. count the outcome for the stats and hand an access log line to the background writer.
 /// </summary>
-public sealed class ProxyEndpoint(ForwardingState state, IHttpForwarder forwarder, ErrorPages errorPages, AccessLogWriter accessLog)
+public sealed class ProxyEndpoint(ForwardingState state, IHttpForwarder forwarder, ErrorPages errorPages, AccessLogWriter accessLog, HttpCache cache)
 {
-    private readonly PrefixTransformer _transformer = new();
+    private readonly HttpTransformer _transformer = cache.Wrap(new PrefixTransformer());
 
     public async Task HandleAsync(HttpContext context)
     {
@@ -101,6 +102,13 @@ public sealed class ProxyEndpoint(ForwardingState state, IHttpForwarder forwarde
         if (trace is not null)
             trace.App = plan.App.Name;
         app.Counters.Request();
+        // The cache sits after routing, before persistence and balancing: a hit touches no server.
+        var cached = await cache.LookupAsync(context, plan);
+        if (cached is { Answered: true })
+        {
+            app.Counters.Response(context.Response.StatusCode);
+            return;
+        }
         var cookies = context.Request.Headers.Cookie.Where(c => c is not null).Select(c => c!).ToArray();
         var forward = new ForwardContext(plan, Persistence.BackendCookieHeaders(plan.App, cookies));
         var tried = new bool[app.Servers.Length];
@@ -127,6 +135,8 @@ public sealed class ProxyEndpoint(ForwardingState state, IHttpForwarder forwarde
         try
         {
             await ForwardWithRetriesAsync(context, app, forward, tried);
+            if (cached is not null)
+                await cache.CompleteAsync(context, cached);
         }
         finally
         {

@@ -1,0 +1,637 @@
+using System.Collections.Concurrent;
+using System.Net;
+using Lb.Host.Serving;
+using Lb.Host.Tests.Support;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using Xunit;
+
+namespace Lb.Host.Tests.EndToEnd;
+
+/// <summary>
+/// The HTTP cache (issue 6, RFC 9111) end to end: a real lb in front of a <see cref="CountingBackend"/> that
+/// counts the requests reaching it, per path, and answers with the caching headers the test asks for.
+/// Each test has its own lb (plain HTTP in proxy mode) and backend.
+/// </summary>
+public sealed class CacheTests : IAsyncLifetime
+{
+    private readonly List<IAsyncDisposable> _started = [];
+    private readonly List<string> _folders = [];
+    private readonly HttpClient _client = new(new SocketsHttpHandler { UseCookies = false, AllowAutoRedirect = false });
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    private async Task<CountingBackend> BackendAsync()
+    {
+        var backend = await CountingBackend.StartAsync();
+        _started.Add(backend);
+        return backend;
+    }
+
+    private string Folder()
+    {
+        var folder = Path.Combine(Path.GetTempPath(), $"lb-cache-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(folder);
+        _folders.Add(folder);
+        return folder;
+    }
+
+    /// <summary>An lb with apps `web` and `web2` (cache on) and `plain` (cache off), all on one backend.</summary>
+    private async Task<CachedLb> StartLbAsync(CountingBackend backend, string cacheSection = "", string? folder = null, int? port = null)
+    {
+        folder ??= Folder();
+        port ??= FreePort.Next();
+        var config = Path.Combine(folder, "lb.toml");
+        File.WriteAllText(config, $"""
+            [listen]
+            http = "127.0.0.1:{port}"
+            plain_http = "proxy"
+            [health]
+            enabled = false
+            [cache]
+            {cacheSection}
+            [apps.web]
+            cache = true
+            servers = [ {"{"} name = "w1", address = "{backend.Address}" {"}"} ]
+            [apps.web2]
+            cache = true
+            servers = [ {"{"} name = "w1", address = "{backend.Address}" {"}"} ]
+            [apps.plain]
+            servers = [ {"{"} name = "w1", address = "{backend.Address}" {"}"} ]
+            """);
+        var load = ConfigFile.Load(config);
+        Assert.True(load.IsValid, "test config is invalid: " + string.Join("; ", load.Errors.Select(e => e.ToString())));
+        var server = await LbServer.StartAsync(load.Config, logging => logging.ClearProviders());
+        var lb = new CachedLb(server, port.Value, folder);
+        _started.Insert(0, lb);
+        return lb;
+    }
+
+    private async Task<Answer> GetAsync(CachedLb lb, string target, params (string Name, string Value)[] headers) =>
+        await SendAsync(lb, HttpMethod.Get, target, headers);
+
+    private async Task<Answer> SendAsync(CachedLb lb, HttpMethod method, string target, params (string Name, string Value)[] headers)
+    {
+        using var request = new HttpRequestMessage(method, $"http://127.0.0.1:{lb.Port}{target}");
+        foreach (var (name, value) in headers)
+            request.Headers.TryAddWithoutValidation(name, value);
+        using var response = await _client.SendAsync(request);
+        var body = await response.Content.ReadAsStringAsync();
+        string? One(string name) =>
+            response.Headers.NonValidated.TryGetValues(name, out var v) || response.Content.Headers.NonValidated.TryGetValues(name, out v)
+                ? string.Join(", ", v) : null;
+        return new Answer((int)response.StatusCode, body, One("X-Cache"), One("Age"), One("Set-Cookie"), One("Cache-Control"), One("ETag"));
+    }
+
+    private static string Q(string value) => Uri.EscapeDataString(value);
+
+    // ---- Served from the cache within the lifetime ---------------------------------------------------
+
+    [Fact]
+    public async Task A_cacheable_response_is_served_from_the_cache_within_its_lifetime_without_reaching_the_backend()
+    {
+        var backend = await BackendAsync();
+        var lb = await StartLbAsync(backend);
+
+        var first = await GetAsync(lb, $"/web/fresh?cc={Q("max-age=60")}");
+        var second = await GetAsync(lb, $"/web/fresh?cc={Q("max-age=60")}");
+        var third = await GetAsync(lb, $"/web/fresh?cc={Q("max-age=60")}");
+
+        Assert.Equal(1, backend.Hits("/fresh"));
+        Assert.Equal(("MISS", "HIT", "HIT"), (first.XCache, second.XCache, third.XCache));
+        Assert.Equal(first.Body, second.Body);
+        Assert.Equal(first.Body, third.Body);
+        Assert.True(int.TryParse(second.Age, out var age) && age is >= 0 and < 60, $"Age: {second.Age}");
+        Assert.Equal("max-age=60", second.CacheControl);
+    }
+
+    [Fact]
+    public async Task A_response_past_its_lifetime_without_a_validator_is_fetched_again()
+    {
+        var backend = await BackendAsync();
+        var lb = await StartLbAsync(backend);
+
+        await GetAsync(lb, $"/web/short?cc={Q("max-age=1")}");
+        Assert.Equal("HIT", (await GetAsync(lb, $"/web/short?cc={Q("max-age=1")}")).XCache);
+        await Task.Delay(TimeSpan.FromSeconds(2.1));
+        var later = await GetAsync(lb, $"/web/short?cc={Q("max-age=1")}");
+
+        Assert.Equal("MISS", later.XCache);
+        Assert.Equal(2, backend.Hits("/short"));
+    }
+
+    [Fact]
+    public async Task Expires_in_the_future_makes_a_response_fresh()
+    {
+        var backend = await BackendAsync();
+        var lb = await StartLbAsync(backend);
+        var expires = DateTimeOffset.UtcNow.AddMinutes(5).ToString("r");
+
+        await GetAsync(lb, $"/web/expires?expires={Q(expires)}");
+        var second = await GetAsync(lb, $"/web/expires?expires={Q(expires)}");
+
+        Assert.Equal("HIT", second.XCache);
+        Assert.Equal(1, backend.Hits("/expires"));
+    }
+
+    [Fact]
+    public async Task An_app_without_cache_is_never_cached_and_gets_no_x_cache()
+    {
+        var backend = await BackendAsync();
+        var lb = await StartLbAsync(backend);
+
+        var first = await GetAsync(lb, $"/plain/x?cc={Q("max-age=60")}");
+        await GetAsync(lb, $"/plain/x?cc={Q("max-age=60")}");
+
+        Assert.Equal(2, backend.Hits("/x"));
+        Assert.Null(first.XCache);
+    }
+
+    [Fact]
+    public async Task One_apps_entries_never_answer_for_another_app()
+    {
+        var backend = await BackendAsync();
+        var lb = await StartLbAsync(backend);
+
+        await GetAsync(lb, $"/web/shared?cc={Q("max-age=60")}");
+        var other = await GetAsync(lb, $"/web2/shared?cc={Q("max-age=60")}");
+        var again = await GetAsync(lb, $"/web2/shared?cc={Q("max-age=60")}");
+
+        Assert.Equal(("MISS", "HIT"), (other.XCache, again.XCache));
+        Assert.Equal(2, backend.Hits("/shared"));
+    }
+
+    // ---- What is never stored ------------------------------------------------------------------------
+
+    [Theory]
+    [InlineData("private, max-age=60")]
+    [InlineData("private=\"X-User\", max-age=60")]
+    [InlineData("no-store, max-age=60")]
+    [InlineData("public, no-store")]
+    public async Task Private_and_no_store_responses_are_never_stored(string cacheControl)
+    {
+        var backend = await BackendAsync();
+        var lb = await StartLbAsync(backend);
+
+        var first = await GetAsync(lb, $"/web/p?cc={Q(cacheControl)}");
+        var second = await GetAsync(lb, $"/web/p?cc={Q(cacheControl)}");
+
+        Assert.Equal(2, backend.Hits("/p"));
+        Assert.Equal(("MISS", "MISS"), (first.XCache, second.XCache));
+        Assert.Equal(0, lb.Cache.Memory.Count);
+    }
+
+    [Fact]
+    public async Task A_response_with_set_cookie_is_never_stored()
+    {
+        var backend = await BackendAsync();
+        var lb = await StartLbAsync(backend);
+        var target = $"/web/login?cc={Q("public, max-age=60")}&setcookie={Q("session=abc; Path=/")}";
+
+        var first = await GetAsync(lb, target, ("Cookie", "SRVID=w1"));
+        var second = await GetAsync(lb, target, ("Cookie", "SRVID=w1"));
+
+        Assert.Equal(2, backend.Hits("/login"));
+        Assert.Contains("session=abc", second.SetCookie);
+        Assert.Equal(("MISS", "MISS"), (first.XCache, second.XCache));
+    }
+
+    [Fact]
+    public async Task A_response_with_vary_star_is_never_stored()
+    {
+        var backend = await BackendAsync();
+        var lb = await StartLbAsync(backend);
+
+        await GetAsync(lb, $"/web/star?cc={Q("max-age=60")}&vary=*");
+        await GetAsync(lb, $"/web/star?cc={Q("max-age=60")}&vary=*");
+
+        Assert.Equal(2, backend.Hits("/star"));
+    }
+
+    [Fact]
+    public async Task A_request_with_authorization_is_stored_only_when_the_response_says_public()
+    {
+        var backend = await BackendAsync();
+        var lb = await StartLbAsync(backend);
+        var auth = ("Authorization", "Basic dXNlcjpwYXNz");
+
+        await GetAsync(lb, $"/web/mine?cc={Q("max-age=60")}", auth);
+        await GetAsync(lb, $"/web/mine?cc={Q("max-age=60")}", auth);
+        await GetAsync(lb, $"/web/theirs?cc={Q("public, max-age=60")}", auth);
+        var hit = await GetAsync(lb, $"/web/theirs?cc={Q("public, max-age=60")}", auth);
+
+        Assert.Equal(2, backend.Hits("/mine"));
+        Assert.Equal(1, backend.Hits("/theirs"));
+        Assert.Equal("HIT", hit.XCache);
+    }
+
+    [Fact]
+    public async Task A_client_no_store_keeps_the_response_out_of_the_cache()
+    {
+        var backend = await BackendAsync();
+        var lb = await StartLbAsync(backend);
+
+        await GetAsync(lb, $"/web/ns?cc={Q("max-age=60")}", ("Cache-Control", "no-store"));
+        var next = await GetAsync(lb, $"/web/ns?cc={Q("max-age=60")}");
+
+        Assert.Equal("MISS", next.XCache);
+        Assert.Equal(2, backend.Hits("/ns"));
+    }
+
+    // ---- Vary: Cookie --------------------------------------------------------------------------------
+
+    [Fact]
+    public async Task A_vary_cookie_response_is_kept_per_cookie_and_never_given_to_another_cookie()
+    {
+        var backend = await BackendAsync();
+        var lb = await StartLbAsync(backend);
+        var target = $"/web/profile?cc={Q("max-age=60")}&vary=Cookie";
+
+        var alice = await GetAsync(lb, target, ("Cookie", "user=alice"));
+        var aliceAgain = await GetAsync(lb, target, ("Cookie", "user=alice"));
+        var bob = await GetAsync(lb, target, ("Cookie", "user=bob"));
+        var nobody = await GetAsync(lb, target);
+        var aliceThird = await GetAsync(lb, target, ("Cookie", "user=alice"));
+
+        Assert.Equal(("MISS", "HIT", "MISS", "MISS", "HIT"),
+            (alice.XCache, aliceAgain.XCache, bob.XCache, nobody.XCache, aliceThird.XCache));
+        Assert.Contains("cookie=user=alice", alice.Body);
+        Assert.Contains("cookie=user=alice", aliceThird.Body);
+        Assert.Contains("cookie=user=bob", bob.Body);
+        Assert.Equal(3, backend.Hits("/profile"));
+    }
+
+    [Fact]
+    public async Task The_persistence_cookie_does_not_split_vary_cookie_entries()
+    {
+        var backend = await BackendAsync();
+        var lb = await StartLbAsync(backend);
+        var target = $"/web/pinned?cc={Q("max-age=60")}&vary=Cookie";
+
+        await GetAsync(lb, target, ("Cookie", "user=alice"));
+        var pinned = await GetAsync(lb, target, ("Cookie", "user=alice; SRVID=w1"));
+
+        Assert.Equal("HIT", pinned.XCache);
+        Assert.Equal(1, backend.Hits("/pinned"));
+    }
+
+    // ---- Persistence ---------------------------------------------------------------------------------
+
+    [Fact]
+    public async Task A_hit_sets_no_persistence_cookie_and_the_stored_response_never_carries_one()
+    {
+        var backend = await BackendAsync();
+        var lb = await StartLbAsync(backend);
+
+        var miss = await GetAsync(lb, $"/web/home?cc={Q("max-age=60")}");
+        var hit = await GetAsync(lb, $"/web/home?cc={Q("max-age=60")}");
+
+        Assert.StartsWith("SRVID=w1", miss.SetCookie);
+        Assert.Contains("private", miss.CacheControl);
+        Assert.Equal("HIT", hit.XCache);
+        Assert.Null(hit.SetCookie);
+        Assert.Equal("max-age=60", hit.CacheControl);
+        Assert.Equal(1, backend.Hits("/home"));
+    }
+
+    // ---- Revalidation --------------------------------------------------------------------------------
+
+    [Fact]
+    public async Task A_304_revalidation_refreshes_the_entry()
+    {
+        var backend = await BackendAsync();
+        var lb = await StartLbAsync(backend);
+        var target = $"/web/doc?cc={Q("max-age=0")}&etag={Q("\"v1\"")}&cc304={Q("max-age=60")}";
+
+        var first = await GetAsync(lb, target);
+        var second = await GetAsync(lb, target);
+        var third = await GetAsync(lb, target);
+
+        Assert.Equal(("MISS", "REVALIDATED", "HIT"), (first.XCache, second.XCache, third.XCache));
+        Assert.Equal(2, backend.Hits("/doc"));
+        Assert.Equal(["\"v1\""], backend.IfNoneMatch("/doc"));
+        Assert.Equal(200, second.Status);
+        Assert.Equal(first.Body, second.Body);
+        Assert.Equal(first.Body, third.Body);
+        Assert.Equal("max-age=60", third.CacheControl);
+    }
+
+    [Fact]
+    public async Task A_last_modified_response_is_revalidated_with_if_modified_since()
+    {
+        var backend = await BackendAsync();
+        var lb = await StartLbAsync(backend);
+        var modified = "Tue, 01 Jul 2025 10:00:00 GMT";
+        var target = $"/web/lm?cc=no-cache&lm={Q(modified)}";
+
+        var first = await GetAsync(lb, target);
+        var second = await GetAsync(lb, target);
+
+        Assert.Equal(("MISS", "REVALIDATED"), (first.XCache, second.XCache));
+        Assert.Equal([modified], backend.IfModifiedSince("/lm"));
+        Assert.Equal(first.Body, second.Body);
+    }
+
+    [Fact]
+    public async Task A_changed_resource_replaces_the_entry()
+    {
+        var backend = await BackendAsync();
+        var lb = await StartLbAsync(backend);
+
+        var target = $"/web/changing?cc={Q("max-age=0")}&etag={Q("\"v1\"")}";
+        var first = await GetAsync(lb, target);
+        // The backend now has v2: the validation with "v1" gets a full 200 that replaces the entry.
+        backend.Change("/changing", "\"v2\"", "max-age=60");
+        var changed = await GetAsync(lb, target);
+        var hit = await GetAsync(lb, target);
+
+        Assert.Equal(("MISS", "MISS", "HIT"), (first.XCache, changed.XCache, hit.XCache));
+        Assert.Equal(["\"v1\""], backend.IfNoneMatch("/changing"));
+        Assert.Equal("\"v2\"", hit.ETag);
+        Assert.Equal(changed.Body, hit.Body);
+        Assert.NotEqual(first.Body, hit.Body);
+    }
+
+    [Fact]
+    public async Task A_client_no_cache_revalidates_a_fresh_entry()
+    {
+        var backend = await BackendAsync();
+        var lb = await StartLbAsync(backend);
+        var target = $"/web/nc?cc={Q("max-age=60")}&etag={Q("\"n1\"")}";
+
+        await GetAsync(lb, target);
+        var forced = await GetAsync(lb, target, ("Cache-Control", "no-cache"));
+        var pragma = await GetAsync(lb, target, ("Pragma", "no-cache"));
+
+        Assert.Equal(("REVALIDATED", "REVALIDATED"), (forced.XCache, pragma.XCache));
+        Assert.Equal(3, backend.Hits("/nc"));
+    }
+
+    [Fact]
+    public async Task A_client_conditional_on_a_fresh_entry_gets_304_from_the_cache()
+    {
+        var backend = await BackendAsync();
+        var lb = await StartLbAsync(backend);
+        var target = $"/web/cond?cc={Q("max-age=60")}&etag={Q("\"c1\"")}";
+
+        await GetAsync(lb, target);
+        var notModified = await GetAsync(lb, target, ("If-None-Match", "\"c1\""));
+
+        Assert.Equal(304, notModified.Status);
+        Assert.Equal("HIT", notModified.XCache);
+        Assert.Equal("\"c1\"", notModified.ETag);
+        Assert.Equal(1, backend.Hits("/cond"));
+    }
+
+    [Fact]
+    public async Task Only_if_cached_gets_504_when_nothing_is_stored()
+    {
+        var backend = await BackendAsync();
+        var lb = await StartLbAsync(backend);
+
+        var answer = await GetAsync(lb, $"/web/oic?cc={Q("max-age=60")}", ("Cache-Control", "only-if-cached"));
+
+        Assert.Equal(504, answer.Status);
+        Assert.Equal(0, backend.Hits("/oic"));
+    }
+
+    [Fact]
+    public async Task An_unsafe_request_invalidates_the_stored_response()
+    {
+        var backend = await BackendAsync();
+        var lb = await StartLbAsync(backend);
+        var target = $"/web/item?cc={Q("max-age=60")}";
+
+        await GetAsync(lb, target);
+        Assert.Equal("HIT", (await GetAsync(lb, target)).XCache);
+        await SendAsync(lb, HttpMethod.Post, target);
+        var after = await GetAsync(lb, target);
+
+        Assert.Equal("MISS", after.XCache);
+        Assert.Equal(3, backend.Hits("/item"));
+    }
+
+    // ---- Configuration and stores --------------------------------------------------------------------
+
+    [Fact]
+    public async Task X_cache_can_be_turned_off()
+    {
+        var backend = await BackendAsync();
+        var lb = await StartLbAsync(backend, "x_cache_header = false");
+
+        await GetAsync(lb, $"/web/quiet?cc={Q("max-age=60")}");
+        var hit = await GetAsync(lb, $"/web/quiet?cc={Q("max-age=60")}");
+
+        Assert.Null(hit.XCache);
+        Assert.NotNull(hit.Age);
+        Assert.Equal(1, backend.Hits("/quiet"));
+    }
+
+    [Fact]
+    public async Task The_memory_bound_holds_under_a_flood_of_distinct_urls()
+    {
+        const int Urls = 5000;
+        const int Size = 10 * 1024;
+        var backend = await BackendAsync();
+        var lb = await StartLbAsync(backend, "memory = \"1MB\"");
+        var highest = 0L;
+        using var watching = new CancellationTokenSource();
+        var watcher = Task.Run(async () =>
+        {
+            while (!watching.IsCancellationRequested)
+            {
+                highest = Math.Max(highest, lb.Cache.Memory.Bytes);
+                await Task.Delay(1);
+            }
+        });
+
+        var next = -1;
+        await Task.WhenAll(Enumerable.Range(0, 16).Select(async _ =>
+        {
+            for (var i = Interlocked.Increment(ref next); i < Urls; i = Interlocked.Increment(ref next))
+            {
+                var answer = await GetAsync(lb, $"/web/flood/{i}?cc={Q("max-age=600")}&size={Size}");
+                Assert.Equal(Size, answer.Body.Length);
+            }
+        }));
+        await watching.CancelAsync();
+        await watcher;
+
+        Assert.Equal(1L << 20, lb.Cache.Memory.Capacity);
+        Assert.InRange(lb.Cache.Memory.Bytes, 1L << 19, 1L << 20);
+        Assert.InRange(highest, 0, 1L << 20);
+        // Least recently used out first: the early URLs are gone, the last one is still there.
+        Assert.Equal("MISS", (await GetAsync(lb, $"/web/flood/0?cc={Q("max-age=600")}&size={Size}")).XCache);
+        Assert.Equal("HIT", (await GetAsync(lb, $"/web/flood/{Urls - 1}?cc={Q("max-age=600")}&size={Size}")).XCache);
+    }
+
+    [Fact]
+    public async Task A_body_larger_than_max_entry_is_passed_on_but_not_stored()
+    {
+        var backend = await BackendAsync();
+        var lb = await StartLbAsync(backend, "max_entry = \"4KB\"");
+
+        var big = await GetAsync(lb, $"/web/big?cc={Q("max-age=60")}&size=5000");
+        await GetAsync(lb, $"/web/big?cc={Q("max-age=60")}&size=5000");
+        await GetAsync(lb, $"/web/small?cc={Q("max-age=60")}&size=4000");
+        var small = await GetAsync(lb, $"/web/small?cc={Q("max-age=60")}&size=4000");
+
+        Assert.Equal(5000, big.Body.Length);
+        Assert.Equal(2, backend.Hits("/big"));
+        Assert.Equal("HIT", small.XCache);
+    }
+
+    [Fact]
+    public async Task The_disk_store_survives_a_restart()
+    {
+        var backend = await BackendAsync();
+        var folder = Folder();
+        var port = FreePort.Next();
+        var section = "dir = \"store\"";
+        var target = $"/web/kept?cc={Q("max-age=600")}&size=3000";
+
+        var first = await StartLbAsync(backend, section, folder, port);
+        var miss = await GetAsync(first, target);
+        await first.DisposeAsync();
+        _started.Remove(first);
+        Assert.NotEmpty(Directory.GetFiles(Path.Combine(folder, "store")));
+
+        var second = await StartLbAsync(backend, section, folder, port);
+        var hit = await GetAsync(second, target);
+
+        Assert.Equal(("MISS", "HIT"), (miss.XCache, hit.XCache));
+        Assert.Equal(miss.Body, hit.Body);
+        Assert.Equal(1, backend.Hits("/kept"));
+    }
+
+    public async Task DisposeAsync()
+    {
+        _client.Dispose();
+        foreach (var started in _started)
+            await started.DisposeAsync();
+        foreach (var folder in _folders)
+        {
+            try
+            {
+                Directory.Delete(folder, recursive: true);
+            }
+            catch (DirectoryNotFoundException)
+            {
+            }
+        }
+    }
+
+    private sealed record Answer(int Status, string Body, string? XCache, string? Age, string? SetCookie, string? CacheControl, string? ETag);
+
+    private sealed class CachedLb(LbServer server, int port, string folder) : IAsyncDisposable
+    {
+        public int Port { get; } = port;
+        public string Folder { get; } = folder;
+        public Lb.Host.Caching.HttpCache Cache => server.Cache;
+        public ValueTask DisposeAsync() => server.DisposeAsync();
+    }
+}
+
+/// <summary>
+/// A backend that counts the requests reaching it, per path, and answers with what the query asks for:
+/// `cc` (Cache-Control), `expires`, `etag`, `lm` (Last-Modified), `vary`, `setcookie`, `size` (a body of that
+/// many bytes; otherwise a body naming the request's number and Cookie), and `cc304`: a request whose
+/// If-None-Match is the `etag` (or If-Modified-Since the `lm`) gets 304 with that Cache-Control.
+/// </summary>
+public sealed class CountingBackend : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly ConcurrentDictionary<string, int> _hits = new();
+    private readonly ConcurrentDictionary<string, ConcurrentQueue<string>> _ifNoneMatch = new();
+    private readonly ConcurrentDictionary<string, ConcurrentQueue<string>> _ifModifiedSince = new();
+
+    private CountingBackend(WebApplication app) => _app = app;
+
+    public string Address { get; private set; } = "";
+
+    private readonly ConcurrentDictionary<string, (string ETag, string CacheControl)> _changed = new();
+
+    public int Hits(string path) => _hits.GetValueOrDefault(path);
+
+    /// <summary>The resource at <paramref name="path"/> changes: from now on it has this ETag and Cache-Control,
+    /// whatever the query says.</summary>
+    public void Change(string path, string etag, string cacheControl) => _changed[path] = (etag, cacheControl);
+
+    public string[] IfNoneMatch(string path) => _ifNoneMatch.TryGetValue(path, out var q) ? q.ToArray() : [];
+
+    public string[] IfModifiedSince(string path) => _ifModifiedSince.TryGetValue(path, out var q) ? q.ToArray() : [];
+
+    public static async Task<CountingBackend> StartAsync()
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Loopback, 0));
+        var app = builder.Build();
+        var backend = new CountingBackend(app);
+        app.Map("/{**any}", backend.AnswerAsync);
+        await app.StartAsync();
+        backend.Address = $"127.0.0.1:{new Uri(app.Urls.First()).Port}";
+        return backend;
+    }
+
+    private async Task AnswerAsync(HttpContext context)
+    {
+        var request = context.Request;
+        var path = request.Path.Value ?? "/";
+        var count = _hits.AddOrUpdate(path, 1, (_, n) => n + 1);
+        var query = request.Query;
+        var headers = context.Response.Headers;
+        var inm = request.Headers.IfNoneMatch.ToString();
+        var ims = request.Headers.IfModifiedSince.ToString();
+        if (inm != "")
+            _ifNoneMatch.GetOrAdd(path, _ => new()).Enqueue(inm);
+        if (ims != "")
+            _ifModifiedSince.GetOrAdd(path, _ => new()).Enqueue(ims);
+
+        var changed = _changed.TryGetValue(path, out var c) ? c : ((string, string)?)null;
+        string? Q(string name) => (name, changed) switch
+        {
+            ("etag", { } now) => now.Item1,
+            ("cc", { } now) => now.Item2,
+            _ => query[name] is { Count: > 0 } v ? v.ToString() : null,
+        };
+        var notModified = (Q("etag") is { } etag && inm == etag) || (inm == "" && Q("lm") is { } lm && ims == lm);
+        if (notModified)
+        {
+            context.Response.StatusCode = StatusCodes.Status304NotModified;
+            if (Q("etag") is { } e)
+                headers.ETag = e;
+            if (Q("cc304") is { } cc304)
+                headers.CacheControl = cc304;
+            return;
+        }
+        if (Q("cc") is { } cc)
+            headers.CacheControl = cc;
+        if (Q("expires") is { } expires)
+            headers.Expires = expires;
+        if (Q("etag") is { } tag)
+            headers.ETag = tag;
+        if (Q("lm") is { } modified)
+            headers.LastModified = modified;
+        if (Q("vary") is { } vary)
+            headers.Vary = vary;
+        if (Q("setcookie") is { } setCookie)
+            headers.SetCookie = setCookie;
+        headers.Date = DateTimeOffset.UtcNow.ToString("r");
+        context.Response.ContentType = "text/plain";
+        if (int.TryParse(Q("size"), out var size))
+        {
+            await context.Response.WriteAsync(new string('x', size));
+            return;
+        }
+        await context.Response.WriteAsync($"{request.Method} {path} #{count} cookie={request.Headers.Cookie}");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+}
