@@ -203,6 +203,39 @@ public sealed class HealthTests(ITestOutputHelper output) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_client_pinned_to_a_server_its_checks_took_down_is_redispatched_with_a_new_cookie_and_comes_back_to_none()
+    {
+        var a = await RecordingBackend.StartAsync("app1_1");
+        var b = await RecordingBackend.StartAsync("app1_2");
+        _started.Add(a);
+        _started.Add(b);
+        var lb = await StartLbAsync($"[apps.app1]\nhealth = {HealthTable()}\n" + ServerList([(a.Name, a.Address), (b.Name, b.Address)]));
+        await WaitAllCheckedUpAsync(lb);
+        Assert.Equal("app1_1", (await lb.GetAsync("/app1/x", "SRVID=app1_1")).Echo.Server);
+
+        a.FailChecks = true;
+        Assert.NotNull(await LbInstance.WaitUntilAsync(() => !lb.Server("app1", "app1_1").IsUp, Checks(Fall) + Interval));
+        var moved = await lb.GetAsync("/app1/x", "SRVID=app1_1");
+
+        // The server still answers, but it is down: the client moves, and is told so.
+        Assert.Equal("app1_2", moved.Echo.Server);
+        Assert.Equal("app1_2", moved.NewCookie());
+        Assert.Contains("private", moved.CacheControl ?? "");
+        var trafficBefore = a.Traffic().Count;
+
+        // Back up, the server gets new clients again, but the moved client stays where its cookie says.
+        a.FailChecks = false;
+        Assert.NotNull(await LbInstance.WaitUntilAsync(() => lb.Server("app1", "app1_1").IsUp, Checks(Rise) + Interval));
+        for (var i = 0; i < 5; i++)
+        {
+            var again = await lb.GetAsync("/app1/y", "SRVID=app1_2");
+            Assert.Equal("app1_2", again.Echo.Server);
+            Assert.Empty(again.SetCookies);
+        }
+        Assert.Equal(trafficBefore, a.Traffic().Count);
+    }
+
+    [Fact]
     public async Task Checks_send_the_configured_method_path_and_host_with_the_lb_healthcheck_user_agent()
     {
         var plain = await RecordingBackend.StartAsync("app1_1");

@@ -88,6 +88,53 @@ public sealed class LimitsTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_client_pinned_to_a_full_server_waits_for_it_rather_than_moving()
+    {
+        var a = await BackendAsync("two_a");
+        var b = await BackendAsync("two_b");
+        var lb = await StartLbAsync("[defaults]\ntimeout_queue = \"10s\"\n[apps.two]\nhealth = { enabled = false }\n" +
+            $"servers = [ {{ name = \"two_a\", address = \"{a.Address}\", maxconn = 1 }}, {{ name = \"two_b\", address = \"{b.Address}\" }} ]\n");
+
+        var first = lb.GetAsync("/two/hold", "SRVID=two_a");
+        await a.WaitForHeldAsync(1);
+        var pinned = lb.GetAsync("/two/second", "SRVID=two_a");
+        await Task.Delay(300);
+        Assert.False(pinned.IsCompleted);
+        a.ReleaseHeld();
+
+        Assert.Equal(200, (await first).Status);
+        var reply = await pinned;
+        Assert.Equal("two_a", reply.Echo.Server);
+        Assert.Empty(reply.SetCookies);
+    }
+
+    // SRC BUG: a new client (no cookie) is queued behind a server at its maxconn while another server of the app
+    // is idle: AppRuntime.Usable counts a full server as usable, so the balancer picks it (every time, as retries
+    // reset the round robin: see RetryTests), and the client waits timeout_queue for its slot before being
+    // redispatched to the idle server. HAProxy's round robin skips a server at its maxconn (lb_fwrr.c,
+    // fwrr_get_next_server: "the server is saturated or avoided") and queues only when every server is full.
+    [Fact]
+    [Trait("Category", "SrcBug")]
+    public async Task New_clients_go_to_a_server_with_a_free_slot_instead_of_queuing_behind_a_full_one()
+    {
+        var a = await BackendAsync("two_a");
+        var b = await BackendAsync("two_b");
+        var lb = await StartLbAsync("[defaults]\ntimeout_queue = \"2s\"\n[apps.two]\nhealth = { enabled = false }\n" +
+            $"servers = [ {{ name = \"two_a\", address = \"{a.Address}\", maxconn = 1 }}, {{ name = \"two_b\", address = \"{b.Address}\" }} ]\n");
+
+        var held = lb.GetAsync("/two/hold", "SRVID=two_a");
+        await a.WaitForHeldAsync(1);
+        var replies = new List<Reply>();
+        for (var i = 0; i < 4; i++)
+            replies.Add(await lb.GetAsync($"/two/x?i={i}"));
+        a.ReleaseHeld();
+        await held;
+
+        var summary = string.Join(", ", replies.Select(r => $"{r.Status} from {(r.Status == 200 ? r.Echo.Server : "-")} in {r.Took.TotalMilliseconds:F0} ms"));
+        Assert.True(replies.All(r => r.Status == 200 && r.Echo.Server == "two_b" && r.Took < TimeSpan.FromMilliseconds(1000)), summary);
+    }
+
+    [Fact]
     public async Task The_global_maxconn_queues_requests_of_every_app_then_503_after_timeout_queue()
     {
         var a = await BackendAsync("a_1");

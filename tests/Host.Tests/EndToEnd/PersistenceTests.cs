@@ -56,6 +56,12 @@ public sealed class PersistenceTests : IAsyncLifetime
               { name = "app5_active", address = "{{active.Address}}" },
             ]
             """);
+        foreach (var (app, persistence) in new[] { ("app6", "{ cookie = \"\" }"), ("app7", "{ move_first = true }") })
+        {
+            var only = await EchoBackend.StartAsync($"{app}_1");
+            _backends.Add(only);
+            config.Append($"\n[apps.{app}]\npersistence = {persistence}\nservers = [ {{ name = \"{only.Name}\", address = \"{only.Address}\" }} ]\n");
+        }
         _lb = await LbInstance.StartAsync(config.ToString());
     }
 
@@ -326,6 +332,37 @@ public sealed class PersistenceTests : IAsyncLifetime
         Assert.Equal("app1_2", reply.Echo.Server);
         Assert.Equal("a=1; b=2", reply.Echo.Header("Cookie"));
         Assert.Empty(reply.SetCookies);
+    }
+
+    [Fact]
+    public async Task With_persistence_off_no_cookie_is_set_and_the_Cookie_header_passes_unchanged()
+    {
+        var reply = await _lb.GetAsync("/app6/x", "a=1; SRVID=app6_1; b=2");
+
+        Assert.Equal("app6_1", reply.Echo.Server);
+        Assert.Empty(reply.SetCookies);
+        Assert.Equal("a=1; SRVID=app6_1; b=2", reply.Echo.Header("Cookie"));
+        Assert.DoesNotContain("private", reply.CacheControl ?? "");
+    }
+
+    [Fact]
+    public async Task With_move_first_the_backend_gets_the_persistence_cookie_first_as_the_seeds_workaround_did()
+    {
+        var reply = await _lb.GetAsync("/app7/x", "a=1; b=\"x,y\"; SRVID=app7_1; c=d=e");
+
+        Assert.Equal("app7_1", reply.Echo.Server);
+        Assert.Empty(reply.SetCookies);
+        Assert.Equal("SRVID=app7_1; a=1; b=\"x,y\"; c=d=e", reply.Echo.Header("Cookie"));
+    }
+
+    [Fact]
+    public async Task The_backends_own_Set_Cookie_comes_through_rewritten_next_to_the_inserted_one()
+    {
+        var reply = await _lb.GetAsync("/app1/cookie");
+
+        Assert.Equal(2, reply.SetCookies.Count);
+        Assert.Contains("a=b; Path=/app1/", reply.SetCookies);
+        Assert.Matches(InsertedCookie, reply.SetCookieLine()!);
     }
 
     /// <summary>A client that sends header values as UTF-8, as browsers send non-ASCII cookie values.</summary>

@@ -16,7 +16,7 @@ namespace Lb.Host.Tests.Support;
 /// end the test decides, for connection limits and least-loaded balancing;</item>
 /// <item>`/abort...` (or any request but a health check while <see cref="AbortTraffic"/> is set) drops the
 /// connection without a response: a server that fails mid-request;</item>
-/// <item>`/status/NNN` answers status NNN: a failing health check;</item>
+/// <item>`/status/NNN` answers status NNN, and health checks get 503 while <see cref="FailChecks"/> is set;</item>
 /// <item>`?cache-control=V` sends that Cache-Control;</item>
 /// <item>anything else: the same JSON as <see cref="Lb.Host.Demo.EchoBackend"/>, read with <see cref="Echo.Parse"/>.</item>
 /// </list>
@@ -55,6 +55,9 @@ public sealed class RecordingBackend : IAsyncDisposable
     public int Held => Volatile.Read(ref _held);
 
     public bool IsRunning => _app is not null;
+
+    /// <summary>Answers health checks with 503 while set, and traffic as usual: a server its checks take down.</summary>
+    public bool FailChecks { get; set; }
 
     /// <summary>Drops the connection of every request but health checks: a server that passes its checks but fails requests.</summary>
     public bool AbortTraffic { get; set; }
@@ -139,6 +142,8 @@ public sealed class RecordingBackend : IAsyncDisposable
         }
         if (request.Path.StartsWithSegments("/status", out var rest) && int.TryParse(rest.Value?.Trim('/'), out var status))
             context.Response.StatusCode = status;
+        if (isCheck && FailChecks)
+            context.Response.StatusCode = 503;
         if (request.Query["cache-control"] is { Count: > 0 } cacheControl)
             context.Response.Headers.CacheControl = cacheControl.ToString();
         var echo = new Dictionary<string, object>
