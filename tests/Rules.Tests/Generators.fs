@@ -630,3 +630,86 @@ let toToml (c: LbConfig) : string =
                       yield! s.MaxConn |> Option.map (fun m -> "maxconn", string m) |> Option.toList ])
         add ("servers = [ " + String.Join(", ", servers) + " ]")
     String.Join("\n", lines) + "\n"
+
+// ---- HTTP cache (CachePolicy) -------------------------------------------------------------------------
+
+/// An app for cache requests: `routingConfig`'s first app (persistence cookie SRVID) under another name.
+let cacheApp (name: string) : AppConfig = { routingConfig.Apps[0] with Name = name; Cache = true }
+
+/// A moment with whole seconds (HTTP-dates have no fraction), within a few years of 2025.
+let httpMoment: Gen<DateTimeOffset> =
+    Gen.choose (0, 100_000_000) |> Gen.map (fun s -> DateTimeOffset(2025, 1, 1, 0, 0, 0, TimeSpan.Zero).AddSeconds(float s))
+
+/// Any text, `:` and digits included, for key parts: keys must stay apart whatever the parts hold.
+let keyPart: Gen<string> =
+    Gen.frequency
+        [ 3, Gen.elements [ ""; "a"; "app1"; "1:"; ":"; "1:a"; "x|y"; "GET"; "/p?q=1"; "é"; "0:1:2" ]
+          2, ArbMap.defaults |> ArbMap.generate<string> |> Gen.map (fun (s: string) -> if String.IsNullOrEmpty s then "" else s) ]
+
+/// Cache-Control directives a storable response may carry (no private, no no-store: properties add those).
+let private responseDirective: Gen<string> =
+    Gen.oneof
+        [ Gen.elements [ "public"; "no-cache"; "must-revalidate"; "proxy-revalidate"; "immutable"; "no-transform" ]
+          Gen.choose (0, 100_000) |> Gen.map (fun s -> $"max-age={s}")
+          Gen.choose (0, 100_000) |> Gen.map (fun s -> $"s-maxage={s}")
+          Gen.choose (0, 100) |> Gen.map (fun s -> $"stale-while-revalidate={s}") ]
+
+/// Response header lines around caching: Cache-Control, Expires (valid or not), Date, validators, Vary
+/// (never `*`), Content-Type, Age.
+let cacheResponseHeaders: Gen<(string * string) array> =
+    gen {
+        let! date = httpMoment
+        let! directives = Gen.listOf responseDirective |> Gen.resize 3 |> Gen.map List.distinct
+        let! expires = Gen.elements [ None; Some "0"; Some "+"; Some "-" ]
+        let! etag = Gen.elements [ None; Some "\"v1\""; Some "W/\"v2\"" ]
+        let! modified = Gen.elements [ None; Some(CachePolicy.formatDate (date.AddDays -1.0)) ]
+        let! vary = Gen.elements [ None; Some "Accept-Encoding"; Some "Cookie"; Some "accept-language, Cookie" ]
+        let! age = Gen.elements [ None; Some "0"; Some "30"; Some "junk" ]
+        return
+            [| if not directives.IsEmpty then "Cache-Control", String.Join(", ", directives)
+               match expires with
+               | Some "+" -> "Expires", CachePolicy.formatDate (date.AddHours 1.0)
+               | Some "-" -> "Expires", CachePolicy.formatDate (date.AddHours -1.0)
+               | Some other -> "Expires", other
+               | None -> ()
+               "Date", CachePolicy.formatDate date
+               "Content-Type", "text/html"
+               yield! etag |> Option.map (fun e -> "ETag", e) |> Option.toArray
+               yield! modified |> Option.map (fun m -> "Last-Modified", m) |> Option.toArray
+               yield! vary |> Option.map (fun v -> "Vary", v) |> Option.toArray
+               yield! age |> Option.map (fun a -> "Age", a) |> Option.toArray |]
+    }
+
+/// A response: any status lb may meet, with `cacheResponseHeaders`.
+let cacheResponse: Gen<CacheResponse> =
+    gen {
+        let! status = Gen.elements [ 200; 200; 200; 203; 204; 206; 301; 302; 304; 307; 308; 404; 410; 500; 502; 503 ]
+        let! headers = cacheResponseHeaders
+        return { Status = status; Headers = headers }
+    }
+
+/// A GET or HEAD request of app `app1` (or another app) with headers a browser or a client library sends.
+let cacheRequestOf (appName: string) : Gen<CacheRequest> =
+    gen {
+        let! methodName = Gen.frequency [ 4, Gen.constant "GET"; 1, Gen.constant "HEAD" ]
+        let! scheme = Gen.elements [ "https"; "http"; "HTTPS" ]
+        let! host = Gen.elements [ "site.example"; "Site.Example:8443"; "127.0.0.1:8443" ]
+        let! target = Gen.elements [ "/"; "/x"; "/x?y=1"; "/a%2Fb"; "/é" ]
+        let! cookie = Gen.elements [ None; Some "user=alice"; Some "user=alice; SRVID=app1_1"; Some "SRVID=app1_2" ]
+        let! encoding = Gen.elements [ None; Some "gzip"; Some "br, gzip" ]
+        let! authorization = Gen.frequency [ 4, Gen.constant None; 1, Gen.constant (Some "Basic dTpw") ]
+        let! cacheControl = Gen.elements [ None; Some "max-age=0"; Some "no-cache"; Some "max-stale=60" ]
+        return
+            { App = cacheApp appName
+              Method = methodName
+              Scheme = scheme
+              Host = host
+              Target = target
+              Headers =
+                [| yield! cookie |> Option.map (fun c -> "Cookie", c) |> Option.toArray
+                   yield! encoding |> Option.map (fun e -> "Accept-Encoding", e) |> Option.toArray
+                   yield! authorization |> Option.map (fun a -> "Authorization", a) |> Option.toArray
+                   yield! cacheControl |> Option.map (fun c -> "Cache-Control", c) |> Option.toArray |] }
+    }
+
+let cacheRequest: Gen<CacheRequest> = Gen.elements appNames |> Gen.bind cacheRequestOf
