@@ -164,9 +164,8 @@ public sealed class PersistenceTests : IAsyncLifetime
     public Task The_cookie_among_hostile_cookies_is_honoured_at_any_position_and_removed_from_the_rest(string position) =>
         HonouredAmongAsync(Hostile, position);
 
-    // SRC BUG: lb answers 502 "Request headers must contain only ASCII characters": Kestrel accepts the UTF-8
-    // Cookie header, but the forwarding SocketsHttpHandler (ForwardingState.CreateClient) has no
-    // RequestHeaderEncodingSelector, so sending it to the backend throws, and the retry loop tries every server.
+    // Once 502 "Request headers must contain only ASCII characters" (fixed in 1f4cf0b: header bytes round-trip
+    // as UTF-8 through Kestrel and the backend client).
     [Theory]
     [MemberData(nameof(Positions))]
     public Task The_cookie_among_non_ASCII_cookies_is_honoured_at_any_position_and_the_rest_reach_the_backend(string position) =>
