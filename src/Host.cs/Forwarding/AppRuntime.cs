@@ -31,10 +31,25 @@ public sealed class AppRuntime
     public bool[] Usable(bool[]? tried = null)
     {
         var usable = new bool[Servers.Length];
+        var anyFree = false;
         for (var i = 0; i < usable.Length; i++)
+        {
             usable[i] = Servers[i].UsableForNew && (tried is null || !tried[i]);
+            anyFree |= usable[i] && Servers[i].HasFreeSlot;
+        }
+        // New clients go to a server with a free slot; they queue on a full one only when all are full.
+        if (anyFree)
+            for (var i = 0; i < usable.Length; i++)
+                usable[i] &= Servers[i].HasFreeSlot;
         return usable;
     }
+
+    /// <summary>
+    /// A server for a retry, among those not tried yet. It does not advance the round robin: a retry sees a
+    /// different set of servers, and feeding that set to the round robin would reset it for every client.
+    /// </summary>
+    public int ChooseForRetry(bool[] usable) =>
+        OrNone(Balancing.LeastConn(usable, _weights, ActiveCounts(), Interlocked.Increment(ref _turn)));
 
     /// <summary>
     /// Which servers keep a client their persistence cookie names (<see cref="Admin.UsableForPinned"/>): a

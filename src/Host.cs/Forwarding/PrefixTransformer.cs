@@ -43,6 +43,10 @@ public sealed class PrefixTransformer : HttpTransformer
         if (proxyResponse is not null)
             Lb.Host.Logging.RequestTrace.Of(httpContext)?.HeadersReceived();
         var proceed = await base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken);
+        // No response (a failed attempt): nothing to rewrite, and no cookie may pin the client to a server
+        // that just failed; lb's own error page carries none either (as HAProxy's).
+        if (proxyResponse is null)
+            return proceed;
         var forward = Forward(httpContext);
         var response = forward.Plan.Response;
         var headers = httpContext.Response.Headers;

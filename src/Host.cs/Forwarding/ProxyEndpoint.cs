@@ -191,9 +191,21 @@ public sealed class ProxyEndpoint(ForwardingState state, IHttpForwarder forwarde
         {
             var server = app.Servers[forward.ServerIndex];
             tried[forward.ServerIndex] = true;
-            var error = await SendToAsync(context, server, forward, defaults.TimeoutQueue);
+            var (queueTimedOut, error) = await SendToAsync(context, server, forward, defaults.TimeoutQueue);
+            // The server's `maxconn` queue timed out: 503 at once (HAProxy `timeout queue`), not a failure to retry.
+            if (queueTimedOut)
+            {
+                await errorPages.WriteAsync(context, 503, $"{app.Config.Name}/{server.Name} stayed full for timeout_queue");
+                return;
+            }
             if (error is null || context.Response.HasStarted || context.RequestAborted.IsCancellationRequested)
                 return;
+            if (ClientFault(context) is { } clientStatus)
+            {
+                // The client stalled or broke its body: its fault, not the server's; never replayed.
+                await errorPages.WriteAsync(context, clientStatus, "the request body did not arrive in time (timeout_client)");
+                return;
+            }
             var retry = Retry.Decide(failures + 1, defaults.Retries, defaults.Redispatch, context.Request.Method, hasBody, error);
             switch (retry)
             {
@@ -201,7 +213,7 @@ public sealed class ProxyEndpoint(ForwardingState state, IHttpForwarder forwarde
                     await errorPages.WriteAsync(context, giveUp.status, $"{app.Config.Name}/{server.Name}: {Describe(context)}");
                     return;
                 case var other when other.IsRetryOtherServer:
-                    var next = app.Choose(app.Usable(tried));
+                    var next = app.ChooseForRetry(app.Usable(tried));
                     if (next >= 0)
                     {
                         server.Counters.Redispatch();
@@ -215,28 +227,31 @@ public sealed class ProxyEndpoint(ForwardingState state, IHttpForwarder forwarde
         }
     }
 
-    /// <summary>One attempt; returns null on success, or the kind of failure.</summary>
-    private async Task<FailureKind?> SendToAsync(HttpContext context, ServerRuntime server, ForwardContext forward, TimeSpan queueTimeout)
+    /// <summary>One attempt: whether it never got a slot in the server's queue, else null on success or the kind of failure.</summary>
+    private async Task<(bool QueueTimedOut, FailureKind? Failure)> SendToAsync(HttpContext context, ServerRuntime server, ForwardContext forward, TimeSpan queueTimeout)
     {
         var queued = Stopwatch.GetTimestamp();
         var entered = await server.EnterAsync(queueTimeout, context.RequestAborted);
         RequestTrace.Of(context)?.AddQueue(queued);
         if (!entered)
-        {
-            context.Response.StatusCode = 503;
-            return FailureKind.ConnectFailed;
-        }
+            return (true, null);
         try
         {
             context.Items[PrefixTransformer.ContextKey] = forward;
             var error = await forwarder.SendAsync(context, $"http://{server.Config.Address}", state.Client, state.RequestConfig, _transformer);
-            return Classify(error, context);
+            return (false, Classify(error, context));
         }
         finally
         {
             server.Leave();
         }
     }
+
+    /// <summary>408 when the client's body stalled past timeout_client, 400 when it broke; null for server faults.</summary>
+    private static int? ClientFault(HttpContext context) =>
+        context.Features.Get<IForwarderErrorFeature>() is { Error: ForwarderError.RequestBodyClient } e
+            ? e.Exception is BadHttpRequestException { StatusCode: 408 } || e.Exception?.InnerException is BadHttpRequestException { StatusCode: 408 } ? 408 : 400
+            : null;
 
     private static FailureKind? Classify(ForwarderError error, HttpContext context) => error switch
     {
@@ -258,6 +273,7 @@ public sealed class ProxyEndpoint(ForwardingState state, IHttpForwarder forwarde
     /// <summary>Clears what YARP set on a failed attempt so the next one starts clean.</summary>
     private static void ResetForRetry(HttpContext context)
     {
+        context.Response.Headers.Clear();
         context.Response.StatusCode = StatusCodes.Status200OK;
         context.Features.Set<IForwarderErrorFeature>(null);
     }

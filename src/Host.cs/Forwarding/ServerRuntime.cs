@@ -45,6 +45,9 @@ public sealed class ServerRuntime
     /// <summary>Whether a client without a valid cookie may be sent here (health up and admin Ready).</summary>
     public bool UsableForNew => Lb.Rules.Admin.UsableForNew(IsUp, Admin);
 
+    /// <summary>A server at its `maxconn` takes no new client while another has a free slot (HAProxy's fwrr skips it).</summary>
+    public bool HasFreeSlot => _slots is null || _slots.CurrentCount > 0;
+
     /// <summary>Whether a client pinned here by its cookie stays (not in MAINT, drain deadline not passed).</summary>
     public bool UsableForPinned(DateTimeOffset now) => Lb.Rules.Admin.UsableForPinned(IsUp, Admin, now);
 

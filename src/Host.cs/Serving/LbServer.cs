@@ -99,6 +99,11 @@ public sealed class LbServer : IAsyncDisposable
         kestrel.ResponseHeaderEncodingSelector = _ => System.Text.Encoding.UTF8;
         kestrel.Limits.KeepAliveTimeout = config.Defaults.TimeoutClient;
         kestrel.Limits.RequestHeadersTimeout = config.Defaults.TimeoutClient;
+        // HAProxy's `timeout client` is inactivity anywhere in the request. Kestrel measures a body by its
+        // average rate, so a stalled body is caught as "below Kestrel's default 240 B/s once timeout_client has
+        // passed" and ends in 408. The grace period must exceed Kestrel's 1 s heartbeat.
+        var grace = config.Defaults.TimeoutClient > TimeSpan.FromSeconds(1.1) ? config.Defaults.TimeoutClient : TimeSpan.FromSeconds(1.1);
+        kestrel.Limits.MinRequestBodyDataRate = new MinDataRate(bytesPerSecond: 240, gracePeriod: grace);
         if (config.Listen.Http is { } http)
             Listen(kestrel, http.Value, listen => listen.Protocols = HttpProtocols.Http1);
         if (config.Listen.Https is { } https && config.Tls is { } tls)

@@ -67,7 +67,6 @@ public sealed class LimitsTests : IAsyncLifetime
     // (same server: no other is usable) and then gives up with 502. The issue: "excess requests queue up to
     // timeout_queue then get 503".
     [Fact]
-    [Trait("Category", "SrcBug")]
     public async Task A_request_queued_longer_than_timeout_queue_gets_503_with_the_errors_page()
     {
         var server = await BackendAsync("one_1");
@@ -114,7 +113,6 @@ public sealed class LimitsTests : IAsyncLifetime
     // redispatched to the idle server. HAProxy's round robin skips a server at its maxconn (lb_fwrr.c,
     // fwrr_get_next_server: "the server is saturated or avoided") and queues only when every server is full.
     [Fact]
-    [Trait("Category", "SrcBug")]
     public async Task New_clients_go_to_a_server_with_a_free_slot_instead_of_queuing_behind_a_full_one()
     {
         var a = await BackendAsync("two_a");
@@ -213,7 +211,6 @@ public sealed class LimitsTests : IAsyncLifetime
     // with a Set-Cookie for that server). The issue: timeout_client → 408 (HAProxy `timeout client`: client
     // inactivity at any point of the request).
     [Fact]
-    [Trait("Category", "SrcBug")]
     public async Task A_client_that_stalls_in_its_body_gets_408_or_a_closed_connection_after_timeout_client()
     {
         var server = await BackendAsync("one_1");

@@ -54,7 +54,6 @@ public sealed class RetryTests : IAsyncLifetime
     // `SRVID=r_dead; Path=/r/r/` and `SRVID=r_live; Path=/r/`: under /r/r/ a browser sends r_dead first and
     // is pinned to the failed server again.
     [Fact]
-    [Trait("Category", "SrcBug")]
     public async Task A_redispatched_response_carries_one_cookie_for_the_server_that_answered()
     {
         var live = await BackendAsync("r_live");
@@ -77,7 +76,6 @@ public sealed class RetryTests : IAsyncLifetime
     // passes its checks but fails requests, it gets every first attempt instead of a third of them, and every
     // request pays a retry. The issue: round robin spreads within ±1 of the weights among up servers.
     [Fact]
-    [Trait("Category", "SrcBug")]
     public async Task Retries_do_not_send_every_new_client_to_the_failing_server_first()
     {
         var failing = await BackendAsync("r_a");
@@ -138,7 +136,6 @@ public sealed class RetryTests : IAsyncLifetime
     // (ForwardContext.InsertCookie), pinning the client to the server that just failed. HAProxy inserts no
     // cookie on its own error responses.
     [Fact]
-    [Trait("Category", "SrcBug")]
     public async Task An_error_page_lb_writes_itself_sets_no_persistence_cookie()
     {
         var dead = Dead();
