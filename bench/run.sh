@@ -7,7 +7,8 @@
 # Knobs (environment): REPEAT, DURATION (s per point), WARMUP (s of lb load before the warm rounds),
 # COLD_SLICES (1-s slices measured right after lb starts), CONNS ("64 1000"), TARGETS ("lb haproxy chain nginx"),
 # QUIET_WAIT (s to wait, at most, for the machine to be idle before starting; default 180), QUIET_MAX (% busy
-# with other work above which a point waits, default 25) and QUIET_BUDGET (s of such waiting in all, default 900),
+# with other work above which a point waits, default 25), QUIET_EACH (s at most per wait, default 60) and
+# QUIET_BUDGET (s of such waiting in all, default 900),
 # PROFILE=1 (perf record lb during one warm HTTPS point; report appended), LB_FROM=head|tree (build the last
 # commit in a temp copy, the default, or the working tree), LB_DLL (use this lb.dll, no build),
 # OUT (default bench/RESULTS.md).
@@ -349,12 +350,12 @@ log "machine ${BUSY_BEFORE}% busy before starting"
 # work leaves the CPUs mostly idle (< QUIET_MAX %); points are still flagged by their own noise columns.
 echo 0 > "$T/quiet_waited"
 wait_quiet() {
-  local waited b
+  local waited b here=0
   waited=$(cat "$T/quiet_waited")
   b=$(busy_pct 1)
-  while (( b > ${QUIET_MAX:-25} && waited < ${QUIET_BUDGET:-900} )); do
+  while (( b > ${QUIET_MAX:-25} && waited < ${QUIET_BUDGET:-900} && here < ${QUIET_EACH:-60} )); do
     sleep 2
-    waited=$((waited + 3))
+    waited=$((waited + 3)); here=$((here + 3))
     b=$(busy_pct 1)
   done
   echo "$waited" > "$T/quiet_waited"
