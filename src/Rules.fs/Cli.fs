@@ -50,10 +50,19 @@ type HashPasswordArgs =
             match this with
             | Iterations _ -> $"PBKDF2 iterations (default {Password.DefaultIterations}, at least {Password.MinIterations})"
 
+type ConfigCommandArgs =
+    | [<CliPrefix(CliPrefix.None)>] Show of ParseResults<ConfigArgs>
+
+    interface IArgParserTemplate with
+        member this.Usage =
+            match this with
+            | Show _ -> "print the effective config as TOML: every default filled in and marked, paths resolved"
+
 type LbArgs =
     | [<CliPrefix(CliPrefix.None)>] Run of ParseResults<ConfigArgs>
     | [<CliPrefix(CliPrefix.None)>] Check of ParseResults<CheckArgs>
     | [<CliPrefix(CliPrefix.None)>] Explain of ParseResults<ExplainArgs>
+    | [<CliPrefix(CliPrefix.None)>] Config of ParseResults<ConfigCommandArgs>
     | [<CliPrefix(CliPrefix.None)>] Demo of ParseResults<DemoArgs>
     | [<CliPrefix(CliPrefix.None)>] Hash_Password of ParseResults<HashPasswordArgs>
     | Version
@@ -64,6 +73,7 @@ type LbArgs =
             | Run _ -> "run lb on a config file"
             | Check _ -> "validate a config file: every error with line:column, or a one-line summary"
             | Explain _ -> "print the decision lb makes for a URL"
+            | Config _ -> "config file tools: `lb config show -c FILE`"
             | Demo _ -> "run lb on an embedded demo: 3 apps x 3 built-in backends, self-signed certificate"
             | Hash_Password _ -> "read a password on stdin and print the [stats] password_hash line for it"
             | Version -> "print the version"
@@ -74,6 +84,8 @@ type Command =
     | CheckCommand of configFile: string * peers: string array
     /// `cookie` is the `--cookie` header value, "" when absent.
     | ExplainCommand of configFile: string * url: string * cookie: string
+    /// `lb config show -c FILE`: print the effective config (`TomlRender.render`).
+    | ConfigShowCommand of configFile: string
     | DemoCommand of httpsPort: int * httpPort: int
     /// `lb hash-password`: the shell reads the password (no echo on a terminal) and hashes it.
     | HashPasswordCommand of iterations: int
@@ -91,6 +103,10 @@ module Cli =
         | Check c -> CheckCommand(c.GetResult CheckArgs.Config, c.GetResults CheckArgs.Peer |> Array.ofList)
         | Explain e ->
             ExplainCommand(e.GetResult ExplainArgs.Config, e.GetResult ExplainArgs.Url, e.GetResult(ExplainArgs.Cookie, defaultValue = ""))
+        | LbArgs.Config c ->
+            match c.TryGetSubCommand() with
+            | Some(Show s) -> ConfigShowCommand(s.GetResult ConfigArgs.Config)
+            | None -> UsageCommand(c.Parser.PrintUsage(), 2)
         | Demo d -> DemoCommand(d.GetResult(Https_Port, defaultValue = 8443), d.GetResult(Http_Port, defaultValue = 8080))
         | Hash_Password h ->
             let iterations = h.GetResult(Iterations, defaultValue = Password.DefaultIterations)

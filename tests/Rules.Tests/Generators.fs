@@ -456,11 +456,87 @@ let cacheConfig: Gen<CacheConfig> =
         return { MemoryBytes = memory; MaxEntryBytes = maxEntry; Dir = dir; DiskBytes = disk; XCacheHeader = header }
     }
 
-/// A valid `LbConfig`: random apps, servers, balance, persistence and health (global and per app), limits
-/// and error pages. `Config.parseText (toToml c)` gives it back (a property in ConfigTests).
+/// Stats password hashes, computed once (hashing is slow by design); none is a well-known password.
+let private statsPasswords =
+    lazy
+        [| Password.hash ("correct horse battery staple", Array.init 16 byte, Password.MinIterations)
+           Password.hash ("Tr0ub4dor&3", Array.init 16 (fun i -> byte (255 - i)), Password.MinIterations) |]
+
+/// A valid `[stats]`, on an address no generated proxy listener uses.
+let statsConfig: Gen<StatsConfig> =
+    gen {
+        let! listen = Gen.elements [ Config.DefaultStatsListen; { Host = "0.0.0.0"; Port = 9000 }; { Host = "::1"; Port = 8404 } ]
+        let! realm = Gen.elements [ "lb stats"; "HAProxy Statistics"; "ops (lb1) 'x'" ]
+        let! user = Gen.elements [ "admin"; "ops"; "stats-reader" ]
+        let! hash = Gen.elements (statsPasswords.Force())
+        let! refresh = durationBetween 1000 3_600_000
+        let! window = durationBetween 1000 86_400_000
+        return { Listen = listen; Realm = realm; User = user; PasswordHash = hash; Refresh = refresh; PinnedWindow = window }
+    }
+
+/// A valid `[log]`: the file path has quotes, a backslash and non-ASCII in it.
+let logConfig: Gen<LogConfig> =
+    Gen.elements
+        [ AccessLogTarget.Stdout; AccessLogTarget.Off; AccessLogTarget.File "/var/log/lb/access.log"; AccessLogTarget.File "/var/log/lb/\"é\" \\ x.log" ]
+    |> Gen.map (fun target -> { Access = target })
+
+/// A valid `[[vrrp.track_script]]`; commands hold quotes, tabs, newlines and non-ASCII.
+let trackScriptConfig: Gen<TrackScriptConfig> =
+    gen {
+        let! command = Gen.elements [ "/usr/local/bin/check"; "pidof lb"; "/bin/sh -c \"test -f /run/up\""; "echo é\t'x'\n"; "a\\b" ]
+        let! interval = durationBetween 1 60_000
+        let! weight = Gen.choose (-254, 254)
+        let! rise = Gen.frequency [ 4, Gen.choose (1, 10); 1, Gen.constant 1000 ]
+        let! fall = Gen.frequency [ 4, Gen.choose (1, 10); 1, Gen.constant 1000 ]
+        return { Command = command; Interval = interval; Weight = weight; Rise = rise; Fall = fall }
+    }
+
+/// A valid `[vrrp]`, VRRPv2 (whole-second adverts, sometimes `auth_pass`) or VRRPv3 (10 ms steps).
+let vrrpConfig: Gen<VrrpConfig> =
+    gen {
+        let! version = Gen.elements [ 2; 3 ]
+        let! iface = Gen.elements [ "eth0"; "ens3"; "bond0.100" ]
+        let! routerId = Gen.choose (1, 255)
+        let! priority = Gen.choose (1, 255)
+        let! advert =
+            if version = 2 then Gen.choose (1, 255) |> Gen.map (fun s -> ms (s * 1000))
+            else Gen.choose (1, 4095) |> Gen.map (fun cs -> ms (cs * 10))
+        let! vips = Gen.elements [ [| "192.0.2.100/24" |]; [| "192.0.2.100/24"; "198.51.100.7" |] ]
+        let! preempt = Gen.elements [ true; false ]
+        let! preemptDelay = Gen.frequency [ 2, Gen.constant TimeSpan.Zero; 1, durationBetween 1 300_000 ]
+        let! garpDelay = durationBetween 1 10_000
+        let! garpRepeat = Gen.choose (1, 100)
+        let! garpRefresh = Gen.frequency [ 2, Gen.constant TimeSpan.Zero; 1, durationBetween 1000 600_000 ]
+        let! peers = Gen.elements [ [||]; [| "192.0.2.12" |]; [| "192.0.2.12"; "192.0.2.13" |] ]
+        let! trackInterfaces = Gen.elements [ [||]; [| "eth1" |]; [| "eth1"; "eth2" |] ]
+        let! trackSelf = Gen.elements [ Some 2; None; Some -10; Some 254 ]
+        let! scripts = Gen.listOf trackScriptConfig |> Gen.resize 3 |> Gen.map Array.ofList
+        let! auth = if version = 2 then Gen.elements [ None; Some "secret1"; Some "p\"w\\1"; Some "12345678" ] else Gen.constant None
+        return
+            { Interface = iface
+              VirtualRouterId = routerId
+              Priority = priority
+              AdvertInterval = advert
+              Version = version
+              VirtualIps = vips
+              Preempt = preempt
+              PreemptDelay = preemptDelay
+              GarpMasterDelay = garpDelay
+              GarpMasterRepeat = garpRepeat
+              GarpMasterRefresh = garpRefresh
+              UnicastPeers = peers
+              TrackInterfaces = trackInterfaces
+              TrackSelfWeight = trackSelf
+              TrackScripts = scripts
+              AuthPassword = auth }
+    }
+
+/// A valid `LbConfig`: random apps, servers, balance, persistence and health (global and per app), limits,
+/// error pages, cache, stats, log and VRRP, with hostile text wherever config accepts any text.
+/// `Config.parseText (TomlRender.render c)` gives it back (the round-trip property in RenderTests).
 let lbConfig: Gen<LbConfig> =
     gen {
-        let! node = Gen.elements [ "lb"; "lb1"; "lb-b" ]
+        let! node = Gen.elements [ "lb"; "lb1"; "lb-b"; "lb \"one\"\t\\ é\u0001" ]
         let! http = Gen.elements [ None; Some { Host = "127.0.0.1"; Port = 18080 }; Some { Host = "*"; Port = 80 } ]
         let! https = Gen.elements [ None; Some { Host = "127.0.0.1"; Port = 18443 }; Some { Host = "::"; Port = 443 } ]
         let! https = if http.IsNone && https.IsNone then Gen.constant (Some { Host = "127.0.0.1"; Port = 18443 }) else Gen.constant https
@@ -485,6 +561,10 @@ let lbConfig: Gen<LbConfig> =
             Gen.shuffle Config.errorPageStatuses
             |> Gen.bind (fun all -> Gen.choose (0, all.Length) |> Gen.map (fun n -> Array.truncate n all))
         let! cache = cacheConfig
+        // One config in eight has stats: loading it hashes every well-known password (about 15 PBKDF2 runs).
+        let! stats = Gen.frequency [ 7, Gen.constant None; 1, statsConfig |> Gen.map Some ]
+        let! log = logConfig
+        let! vrrp = Gen.frequency [ 1, Gen.constant None; 1, vrrpConfig |> Gen.map Some ]
         return
             { Node = { Name = node }
               Listen = { Http = http; Https = https; PlainHttp = plain; RedirectStatus = redirectStatus }
@@ -499,9 +579,9 @@ let lbConfig: Gen<LbConfig> =
                   TimeoutQueue = queue }
               Apps = apps
               ErrorPages = pages |> Array.map (fun s -> s, $"/srv/errors/{s}.html")
-              Stats = None
-              Log = Config.defaultLog
-              Vrrp = None
+              Stats = stats
+              Log = log
+              Vrrp = vrrp
               Cache = cache }
     }
 
@@ -515,121 +595,8 @@ let configWithPersistentApp: Gen<LbConfig * int> =
 
 // ---- Writing a config back as TOML ------------------------------------------------------------------
 
-let private str (s: string) = "\"" + s.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\""
-
-let private dur (d: TimeSpan) = str $"{int64 d.TotalMilliseconds}ms"
-
-let private modeWord mode =
-    match mode with
-    | CookieValueMode.Named -> "named"
-    | CookieValueMode.Opaque -> "opaque"
-
-let private balanceWord balance =
-    match balance with
-    | BalanceAlgorithm.RoundRobin -> "roundrobin"
-    | BalanceAlgorithm.LeastConn -> "leastconn"
-    | BalanceAlgorithm.RandomTwoChoices -> "random"
-
-let private persistenceKeys (p: PersistenceConfig) =
-    [ "cookie", str (defaultArg p.Cookie "")
-      "mode", str (modeWord p.Mode)
-      "move_first", (if p.MoveFirst then "true" else "false") ]
-
-let private healthKeys (h: HealthCheckConfig) =
-    [ "enabled", (if h.Enabled then "true" else "false")
-      "method", str h.Method
-      "path", str h.Path
-      yield! h.Host |> Option.map (fun v -> "host", str v) |> Option.toList
-      "expect", str (string h.Expected)
-      "interval", dur h.Interval
-      "timeout", dur h.Timeout
-      "rise", string h.Thresholds.Rise
-      "fall", string h.Thresholds.Fall
-      "spread", string h.Spread
-      "user_agent", str h.UserAgent ]
-
-/// Keys of `mine` that differ from `inherited`: an app writes only those and inherits the rest.
-let private overrides (mine: (string * string) list) (inherited: (string * string) list) =
-    mine |> List.filter (fun kv -> not (List.contains kv inherited))
-
-let private inlineTable (keys: (string * string) list) =
-    "{ " + String.Join(", ", keys |> List.map (fun (k, v) -> $"{k} = {v}")) + " }"
-
-/// The TOML text of a config, writing per-app persistence and health only where they differ from the global
-/// tables, so loading it back exercises key-by-key inheritance.
-let toToml (c: LbConfig) : string =
-    let lines = Collections.Generic.List<string>()
-    let add (s: string) = lines.Add s
-    let section name (keys: (string * string) list) =
-        add $"[{name}]"
-        for k, v in keys do
-            add $"{k} = {v}"
-    section "node" [ "name", str c.Node.Name ]
-    section
-        "listen"
-        [ yield! c.Listen.Http |> Option.map (fun e -> "http", str (string e)) |> Option.toList
-          yield! c.Listen.Https |> Option.map (fun e -> "https", str (string e)) |> Option.toList
-          "plain_http", str (if c.Listen.PlainHttp = PlainHttpMode.Proxy then "proxy" else "redirect")
-          "redirect_status", string c.Listen.RedirectStatus ]
-    match c.Tls with
-    | Some t ->
-        section "tls" [ "cert", str t.Cert; "key", str t.Key; yield! t.Chain |> Option.map (fun p -> "chain", str p) |> Option.toList ]
-    | None -> ()
-    let d = c.Defaults
-    section
-        "defaults"
-        [ "retries", string d.Retries
-          "redispatch", (if d.Redispatch then "true" else "false")
-          "timeout_connect", dur d.TimeoutConnect
-          "timeout_client", dur d.TimeoutClient
-          "timeout_server", dur d.TimeoutServer
-          "maxconn", string d.MaxConn
-          "timeout_queue", dur d.TimeoutQueue ]
-    // The config keeps only each app's resolved settings; any global table round-trips as long as every app
-    // can reach its own by overriding keys. The first app's will do, without a host if some app has none
-    // (an app cannot unset an inherited host).
-    let globalPersistence = c.Apps[0].Persistence
-    let globalHealth =
-        let first = c.Apps[0].Health
-        if c.Apps |> Array.exists (fun a -> a.Health.Host.IsNone) then { first with Host = None } else first
-    section "persistence" (persistenceKeys globalPersistence)
-    section "health" (healthKeys globalHealth)
-    if c.ErrorPages.Length > 0 then
-        section "errors" [ for status, path in c.ErrorPages -> string status, str path ]
-    section
-        "cache"
-        [ "memory", str (Config.formatSize c.Cache.MemoryBytes)
-          "max_entry", str (Config.formatSize c.Cache.MaxEntryBytes)
-          yield! c.Cache.Dir |> Option.map (fun d -> "dir", str d) |> Option.toList
-          if c.Cache.Dir.IsSome then "disk", str (Config.formatSize c.Cache.DiskBytes)
-          "x_cache_header", (if c.Cache.XCacheHeader then "true" else "false") ]
-    for app in c.Apps do
-        add $"[apps.{str app.Name}]"
-        add $"balance = {str (balanceWord app.Balance)}"
-        match overrides (persistenceKeys app.Persistence) (persistenceKeys globalPersistence) with
-        | [] -> ()
-        | keys -> add $"persistence = {inlineTable keys}"
-        match overrides (healthKeys app.Health) (healthKeys globalHealth) with
-        | [] -> ()
-        | keys -> add $"health = {inlineTable keys}"
-        if app.Cache then
-            add "cache = true"
-        let servers =
-            app.Servers
-            |> Array.map (fun s ->
-                let configured =
-                    if app.Persistence.Mode = CookieValueMode.Named && s.CookieValue <> s.Name then
-                        [ "cookie", str s.CookieValue ]
-                    else
-                        []
-                inlineTable
-                    [ "name", str s.Name
-                      "address", str (string s.Address)
-                      "weight", string s.Weight
-                      yield! configured
-                      yield! s.MaxConn |> Option.map (fun m -> "maxconn", string m) |> Option.toList ])
-        add ("servers = [ " + String.Join(", ", servers) + " ]")
-    String.Join("\n", lines) + "\n"
+/// The production renderer, under the name the older properties use.
+let toToml (c: LbConfig) : string = TomlRender.render c
 
 // ---- HTTP cache (CachePolicy) -------------------------------------------------------------------------
 

@@ -66,6 +66,19 @@ public static class Commands
         return 0;
     }
 
+    /// <summary>`lb config show -c FILE`: the effective config as TOML, every default filled in and marked.</summary>
+    public static int ConfigShow(string path)
+    {
+        var load = ConfigFile.Load(path);
+        if (!load.IsValid)
+        {
+            ConfigFile.PrintErrors(path, load, Console.Error);
+            return 1;
+        }
+        Console.Write(Rules.TomlRender.Render(load.Config));
+        return 0;
+    }
+
     public static async Task<int> RunAsync(string path)
     {
         var load = ConfigFile.Load(path);

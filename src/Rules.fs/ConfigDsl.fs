@@ -1,0 +1,487 @@
+namespace Lb.Rules
+
+open System
+
+/// The F# config DSL: a whole site as a compile-checked F# value, over the same model and the same defaults as
+/// the TOML file.
+///
+/// ```fsharp
+/// open Lb.Rules.ConfigDsl
+/// let mySite =
+///     site {
+///         node "lb1"
+///         http "127.0.0.1:8080"
+///         https "127.0.0.1:8443" (tls "lb.crt" "lb.key")
+///         app "app1" {
+///             server "app1_1" "10.0.0.11:80"
+///             server "app1_2" "10.0.0.12:80" |> weight 2
+///             balance LeastConn
+///             persistence (cookie "SRVID")
+///             health { checkPath "/ping"; checkInterval (seconds 1) }
+///         }
+///     }
+/// ConfigDsl.parse "/etc/lb" File.Exists mySite   // Result<LbConfig, ConfigError list>
+/// ```
+///
+/// What the types rule out, so it does not compile: a server, a balance or `cache` outside an app; an
+/// https listener without a certificate and key (`https` takes them); a redirect status other than 301, 302,
+/// 303, 307, 308; a persistence mode or `move_first` without a cookie; a stats page with both or neither of
+/// `password_hash` and `password_file`; a cache `disk` bound without its `dir`; a VRRP instance without
+/// interface or router id, or an `auth_pass` with VRRPv3; a duration without a unit, or a number where a word is
+/// expected (`balance`, `plain_http`).
+///
+/// The rest goes through the very validation the TOML file does, so it gives the very same errors: a site is
+/// written as TOML (`toToml`, omitted settings left out so their defaults and inheritance apply) and read by
+/// `Config.parseText`. Error lines and columns point into `toToml`'s text.
+module ConfigDsl =
+
+    /// One `key = value` of the site, in the table at `Table` (a dotted path).
+    type Setting =
+        { Table: string list
+          Key: string
+          Value: TomlValue }
+
+    /// What an item writes: a key, one element of an array that items of one block build together (`servers`,
+    /// `virtual_ips`), or a table that exists even if nothing is written in it (`[apps.NAME]`).
+    type Part =
+        private
+        | Set of Setting
+        | Append of table: string list * key: string * value: TomlValue
+        | Open of table: string list
+
+    /// An item at the top of a site: node, listeners, TLS, defaults, error pages, stats, log, VRRP, an app.
+    type SiteItem = private SiteItem of Part list
+
+    /// An item inside `app "NAME" { ... }` other than a server: `balance`, `cache`.
+    type AppItem = private AppItem of Part list
+
+    /// `persistence` or `health`: at the top of a site every app inherits it; inside an app it overrides the
+    /// inherited settings (health key by key, persistence as a whole).
+    type SharedItem = private SharedItem of Part list
+
+    /// An item inside `health { ... }`.
+    type HealthItem = private HealthItem of string * TomlValue
+
+    /// An item inside `stats (password) { ... }`.
+    type StatsItem = private StatsItem of string * TomlValue
+
+    /// An item inside `vrrp "eth0" 51 { ... }`.
+    type VrrpItem = private VrrpItem of Part
+
+    /// A whole site, ready to be written as TOML (`toToml`) or loaded (`parse`).
+    type Site = private { Parts: Part list }
+
+    /// `server NAME ADDRESS` with its optional keys; `weight`, `cookieValue` and `serverMaxConn` set them.
+    type ServerSpec =
+        { ServerName: string
+          ServerAddress: string
+          ServerWeight: int option
+          ServerCookie: string option
+          ServerMaxConn: int option }
+
+    /// The status of the http→https and `/app`→`/app/` redirects (`[listen] redirect_status`).
+    type RedirectStatus =
+        /// 301
+        | MovedPermanently
+        /// 302, the default (Apache's `[R]`).
+        | Found
+        /// 303
+        | SeeOther
+        /// 307
+        | TemporaryRedirect
+        /// 308
+        | PermanentRedirect
+
+    /// A persistence cookie (`[persistence]`): its name, how it names servers, and whether the backend sees it.
+    type CookieSpec =
+        { CookieName: string
+          CookieMode: CookieValueMode
+          CookieMovedFirst: bool }
+
+    /// The PEM files of the https listener, relative to the site's base folder.
+    type TlsFiles =
+        { CertFile: string
+          KeyFile: string
+          ChainFile: string option }
+
+    /// The stats password: exactly one of `password_hash` and `password_file`.
+    type StatsPassword =
+        /// What `lb hash-password` prints.
+        | Hash of string
+        /// A file holding that line, relative to the site's base folder.
+        | HashFile of string
+
+    /// `[vrrp] version`, with `auth_pass` only where RFC 3768 §5.3.6 has it (VRRPv2).
+    type VrrpVersion =
+        /// RFC 5798, the default.
+        | V3
+        | V2
+        /// VRRPv2 with keepalived's `auth_pass` (at most 8 characters).
+        | V2WithPassword of string
+
+    // ---- Building blocks --------------------------------------------------------------------------
+
+    let private str (s: string) = TomlValue.String s
+    let private integer (i: int) = TomlValue.Integer(int64 i)
+    let private duration (d: TimeSpan) = TomlValue.String(ConfigReading.formatDuration d)
+    let private at table key value = Set { Table = table; Key = key; Value = value }
+    let private siteKey table key value = SiteItem [ at table key value ]
+
+    let private under (prefix: string list) (part: Part) =
+        match part with
+        | Set s -> Set { s with Table = prefix @ s.Table }
+        | Append(table, key, value) -> Append(prefix @ table, key, value)
+        | Open table -> Open(prefix @ table)
+
+    /// The keys of one block: elements of each appended array joined at the place of the first.
+    let private collect (parts: Part list) : Part list =
+        let arrays =
+            parts
+            |> List.choose (function
+                | Append(table, key, value) -> Some((table, key), value)
+                | _ -> None)
+            |> List.groupBy fst
+            |> List.map (fun (k, vs) -> k, TomlValue.Array(List.map snd vs))
+            |> Map.ofList
+        parts
+        |> List.fold
+            (fun (seen: Set<string list * string>, acc) part ->
+                match part with
+                | Append(table, key, _) when seen.Contains((table, key)) -> seen, acc
+                | Append(table, key, _) -> seen.Add((table, key)), at table key arrays[(table, key)] :: acc
+                | other -> seen, other :: acc)
+            (Set.empty, [])
+        |> snd
+        |> List.rev
+
+    /// `TimeSpan.FromSeconds`, for durations that read like config: `seconds 5`.
+    let seconds (n: int) = TimeSpan.FromSeconds(float n)
+    /// `millis 250`.
+    let millis (n: int) = TimeSpan.FromMilliseconds(float n)
+    /// `minutes 1`.
+    let minutes (n: int) = TimeSpan.FromMinutes(float n)
+    /// `hours 1`.
+    let hours (n: int) = TimeSpan.FromHours(float n)
+
+    // ---- Site items -------------------------------------------------------------------------------
+
+    /// `[node] name`: this load balancer's name in logs and stats (default "lb").
+    let node (name: string) = siteKey [ "node" ] "name" (str name)
+
+    /// `[listen] http`: the plain-HTTP listener, redirecting to https (Apache's port-80 vhost).
+    let http (address: string) = siteKey [ "listen" ] "http" (str address)
+
+    /// `[listen] http` with `plain_http = "proxy"`: plain HTTP proxied like https (TLS ends in front of lb).
+    let httpProxied (address: string) =
+        SiteItem [ at [ "listen" ] "http" (str address); at [ "listen" ] "plain_http" (str "proxy") ]
+
+    /// PEM certificate and key, relative to the site's base folder; `{ tls c k with ChainFile = Some f }` adds a chain.
+    let tls (cert: string) (key: string) = { CertFile = cert; KeyFile = key; ChainFile = None }
+
+    /// `[listen] https` with its `[tls]` files: an https listener cannot be written without them.
+    let https (address: string) (files: TlsFiles) =
+        SiteItem
+            [ at [ "listen" ] "https" (str address)
+              at [ "tls" ] "cert" (str files.CertFile)
+              at [ "tls" ] "key" (str files.KeyFile)
+              yield! files.ChainFile |> Option.map (fun c -> at [ "tls" ] "chain" (str c)) |> Option.toList ]
+
+    /// `[listen] redirect_status` (default `Found`, 302).
+    let redirectStatus (status: RedirectStatus) =
+        let code =
+            match status with
+            | MovedPermanently -> 301
+            | Found -> 302
+            | SeeOther -> 303
+            | TemporaryRedirect -> 307
+            | PermanentRedirect -> 308
+        siteKey [ "listen" ] "redirect_status" (integer code)
+
+    /// `[defaults] retries` (default 3).
+    let retries (n: int) = siteKey [ "defaults" ] "retries" (integer n)
+    /// `[defaults] redispatch` (default true).
+    let redispatch (on: bool) = siteKey [ "defaults" ] "redispatch" (TomlValue.Boolean on)
+    /// `[defaults] timeout_connect` (default 5s).
+    let timeoutConnect (d: TimeSpan) = siteKey [ "defaults" ] "timeout_connect" (duration d)
+    /// `[defaults] timeout_client` (default 50s).
+    let timeoutClient (d: TimeSpan) = siteKey [ "defaults" ] "timeout_client" (duration d)
+    /// `[defaults] timeout_server` (default 50s).
+    let timeoutServer (d: TimeSpan) = siteKey [ "defaults" ] "timeout_server" (duration d)
+    /// `[defaults] maxconn`: requests in flight across lb (default 2000).
+    let maxConn (n: int) = siteKey [ "defaults" ] "maxconn" (integer n)
+    /// `[defaults] timeout_queue` (default 5s).
+    let timeoutQueue (d: TimeSpan) = siteKey [ "defaults" ] "timeout_queue" (duration d)
+
+    /// `[errors] STATUS = "FILE"`: a page file (relative to the site's base folder) replacing a built-in page.
+    let errorPage (status: int) (file: string) = siteKey [ "errors" ] (string status) (str file)
+
+    /// `[log] access = "stdout"` (the default).
+    let accessLogStdout = siteKey [ "log" ] "access" (str "stdout")
+    /// `[log] access = "off"`.
+    let accessLogOff = siteKey [ "log" ] "access" (str "off")
+    /// `[log] access = "FILE"`: appended to, relative to the site's base folder.
+    let accessLogFile (file: string) = siteKey [ "log" ] "access" (str file)
+
+    /// `kilobytes 512`: a size in bytes (K = 1024, as config reads `"512KB"`).
+    let kilobytes (n: int) = int64 n <<< 10
+    /// `megabytes 256`.
+    let megabytes (n: int) = int64 n <<< 20
+    /// `gigabytes 1`.
+    let gigabytes (n: int) = int64 n <<< 30
+
+    let private size (bytes: int64) = str (Config.formatSize bytes)
+
+    /// `[cache] memory`: the memory store's bound (default 256MB).
+    let cacheMemory (bytes: int64) = siteKey [ "cache" ] "memory" (size bytes)
+    /// `[cache] max_entry`: the largest body stored (default 1MB).
+    let cacheMaxEntry (bytes: int64) = siteKey [ "cache" ] "max_entry" (size bytes)
+    /// `[cache] dir` and `disk`: a disk store in a folder (relative to the site's base folder) with its bound; the
+    /// bound cannot be written without the folder.
+    let cacheOnDisk (dir: string) (bytes: int64) =
+        SiteItem [ at [ "cache" ] "dir" (str dir); at [ "cache" ] "disk" (size bytes) ]
+    /// `[cache] x_cache_header` (default true).
+    let xCacheHeader (on: bool) = siteKey [ "cache" ] "x_cache_header" (TomlValue.Boolean on)
+
+    // ---- Persistence and health -------------------------------------------------------------------
+
+    /// A persistence cookie naming the server (its `cookieValue`, else its name), hidden from the backend.
+    let cookie (name: string) = { CookieName = name; CookieMode = CookieValueMode.Named; CookieMovedFirst = false }
+    /// A persistence cookie holding a digest that names no server (`mode = "opaque"`).
+    let opaqueCookie (name: string) = { cookie name with CookieMode = CookieValueMode.Opaque }
+    /// The backend receives the persistence cookie, moved first (`move_first = true`, the seed's workaround).
+    let movedFirst (spec: CookieSpec) = { spec with CookieMovedFirst = true }
+
+    /// `persistence`: the cookie, its mode and `move_first`, all three written.
+    let persistence (spec: CookieSpec) =
+        let mode =
+            match spec.CookieMode with
+            | CookieValueMode.Named -> "named"
+            | CookieValueMode.Opaque -> "opaque"
+        SharedItem
+            [ at [ "persistence" ] "cookie" (str spec.CookieName)
+              at [ "persistence" ] "mode" (str mode)
+              at [ "persistence" ] "move_first" (TomlValue.Boolean spec.CookieMovedFirst) ]
+
+    /// `persistence.cookie = ""`: no persistence cookie, every request is balanced.
+    let noPersistence = SharedItem [ at [ "persistence" ] "cookie" (str "") ]
+
+    /// `health.enabled` (default true; false counts every server up).
+    let checksEnabled (on: bool) = HealthItem("enabled", TomlValue.Boolean on)
+    /// `health.method` (default GET).
+    let checkMethod (m: string) = HealthItem("method", str m)
+    /// `health.path` (default `/`).
+    let checkPath (p: string) = HealthItem("path", str p)
+    /// `health.host`: the Host header of checks (default: the server's address).
+    let checkHost (h: string) = HealthItem("host", str h)
+    /// `health.expect`: statuses that pass, like "200-399" (the default) or "2xx,404".
+    let expect (spec: string) = HealthItem("expect", str spec)
+    /// `health.interval` (default 10s).
+    let checkInterval (d: TimeSpan) = HealthItem("interval", duration d)
+    /// `health.timeout` (default 2s, capped at the interval).
+    let checkTimeout (d: TimeSpan) = HealthItem("timeout", duration d)
+    /// `health.rise` (default 2).
+    let rise (n: int) = HealthItem("rise", integer n)
+    /// `health.fall` (default 2).
+    let fall (n: int) = HealthItem("fall", integer n)
+    /// `health.spread`: percent of jitter (default 5).
+    let spread (percent: int) = HealthItem("spread", integer percent)
+    /// `health.user_agent` (default `lb-healthcheck/1.0`).
+    let checkUserAgent (ua: string) = HealthItem("user_agent", str ua)
+
+    // ---- Stats ------------------------------------------------------------------------------------
+
+    /// `[stats] listen` (default 127.0.0.1:8000).
+    let statsListen (address: string) = StatsItem("listen", str address)
+    /// `[stats] realm` (default "lb stats").
+    let realm (r: string) = StatsItem("realm", str r)
+    /// `[stats] user` (default "admin").
+    let user (u: string) = StatsItem("user", str u)
+    /// `[stats] refresh` (default 10s).
+    let refresh (d: TimeSpan) = StatsItem("refresh", duration d)
+    /// `[stats] pinned_window` (default 5m).
+    let pinnedWindow (d: TimeSpan) = StatsItem("pinned_window", duration d)
+
+    // ---- VRRP -------------------------------------------------------------------------------------
+
+    let private vrrpKey key value = VrrpItem(at [] key value)
+
+    /// `priority` (default 100).
+    let priority (p: int) = vrrpKey "priority" (integer p)
+    /// `advert_int` (default 1s).
+    let advertInterval (d: TimeSpan) = vrrpKey "advert_int" (duration d)
+    /// `version`, and `auth_pass` with VRRPv2.
+    let version (v: VrrpVersion) =
+        match v with
+        | V3 -> vrrpKey "version" (integer 3)
+        | V2 -> vrrpKey "version" (integer 2)
+        | V2WithPassword p -> VrrpItem(Append([], "__v2", str p))
+    /// One of `virtual_ips` (repeat it for more): `192.0.2.100/24`.
+    let virtualIp (ip: string) = VrrpItem(Append([], "virtual_ips", str ip))
+    /// `preempt` (default true).
+    let preempt (on: bool) = vrrpKey "preempt" (TomlValue.Boolean on)
+    /// `preempt_delay` (default none).
+    let preemptDelay (d: TimeSpan) = vrrpKey "preempt_delay" (duration d)
+    /// `garp_master_delay` (default 5s).
+    let garpMasterDelay (d: TimeSpan) = vrrpKey "garp_master_delay" (duration d)
+    /// `garp_master_repeat` (default 5).
+    let garpMasterRepeat (n: int) = vrrpKey "garp_master_repeat" (integer n)
+    /// `garp_master_refresh` (default off).
+    let garpMasterRefresh (d: TimeSpan) = vrrpKey "garp_master_refresh" (duration d)
+    /// One of `unicast_peers`.
+    let unicastPeer (ip: string) = VrrpItem(Append([], "unicast_peers", str ip))
+    /// One of `track_interfaces`.
+    let trackInterface (name: string) = VrrpItem(Append([], "track_interfaces", str name))
+    /// `track_self = { weight = W }` (default weight 2).
+    let trackSelf (weight: int) = vrrpKey "track_self" (TomlValue.Table [ "weight", integer weight ])
+    /// `track_self = false`.
+    let noTrackSelf = vrrpKey "track_self" (TomlValue.Boolean false)
+    /// A track script with keepalived's defaults (interval 2s, weight 0, rise 1, fall 1); change them with
+    /// `{ script "/bin/check" with Weight = 2 }`.
+    let script (command: string) : TrackScriptConfig =
+        { Command = command; Interval = TimeSpan.FromSeconds 2.0; Weight = 0; Rise = 1; Fall = 1 }
+    /// One `[[vrrp.track_script]]`.
+    let trackScript (s: TrackScriptConfig) =
+        VrrpItem(
+            Append(
+                [],
+                "track_script",
+                TomlValue.Table
+                    [ "command", str s.Command
+                      "interval", duration s.Interval
+                      "weight", integer s.Weight
+                      "rise", integer s.Rise
+                      "fall", integer s.Fall ]
+            )
+        )
+
+    // ---- Apps -------------------------------------------------------------------------------------
+
+    /// `{ name = NAME, address = ADDRESS }` in the app's `servers`.
+    let server (name: string) (address: string) =
+        { ServerName = name; ServerAddress = address; ServerWeight = None; ServerCookie = None; ServerMaxConn = None }
+
+    /// A server's `weight` (default 1).
+    let weight (w: int) (s: ServerSpec) = { s with ServerWeight = Some w }
+    /// A server's `cookie`: its persistence value (default: its name; refused with an opaque cookie).
+    let cookieValue (value: string) (s: ServerSpec) = { s with ServerCookie = Some value }
+    /// A server's `maxconn` (default: only the global limit).
+    let serverMaxConn (n: int) (s: ServerSpec) = { s with ServerMaxConn = Some n }
+
+    let private serverPart (s: ServerSpec) =
+        Append(
+            [],
+            "servers",
+            TomlValue.Table
+                [ "name", str s.ServerName
+                  "address", str s.ServerAddress
+                  yield! s.ServerWeight |> Option.map (fun w -> "weight", integer w) |> Option.toList
+                  yield! s.ServerCookie |> Option.map (fun c -> "cookie", str c) |> Option.toList
+                  yield! s.ServerMaxConn |> Option.map (fun m -> "maxconn", integer m) |> Option.toList ]
+        )
+
+    /// `balance` (default RoundRobin).
+    let balance (algorithm: BalanceAlgorithm) = AppItem [ at [] "balance" (str (TomlRender.balanceWord algorithm)) ]
+
+    /// `cache`: the app's GET/HEAD responses go through the shared cache (default false).
+    let cache (on: bool) = AppItem [ at [] "cache" (TomlValue.Boolean on) ]
+
+    // ---- Builders ---------------------------------------------------------------------------------
+
+    /// The block of a computation expression: items in the order written, `if` and `for` allowed.
+    type BlockBuilder() =
+        member _.Combine(a: Part list, b: Part list) = a @ b
+        member _.Delay(f: unit -> Part list) = f ()
+        member _.Zero() : Part list = []
+        member _.For(items: 'T seq, body: 'T -> Part list) = items |> Seq.collect body |> List.ofSeq
+
+    /// `app "NAME" { ... }`: `[apps.NAME]` with its servers, balance, persistence and health.
+    type AppBuilder(name: string) =
+        inherit BlockBuilder()
+        member _.Yield(s: ServerSpec) = [ serverPart s ]
+        member _.Yield(AppItem parts) = parts
+        member _.Yield(SharedItem parts) = parts
+        member _.Run(parts: Part list) = SiteItem(Open [] :: collect parts |> List.map (under [ "apps"; name ]))
+
+    /// `health { ... }`: the health check settings, as a whole site's or one app's.
+    type HealthBuilder() =
+        inherit BlockBuilder()
+        member _.Yield(HealthItem(key, value)) = [ at [ "health" ] key value ]
+        member _.Run(parts: Part list) = SharedItem(Open [ "health" ] :: parts)
+
+    /// `stats (Hash "...") { ... }`: the stats listener.
+    type StatsBuilder(password: StatsPassword) =
+        inherit BlockBuilder()
+        member _.Yield(StatsItem(key, value)) = [ at [ "stats" ] key value ]
+        member _.Yield(()) : Part list = []
+        member _.Run(parts: Part list) =
+            let passwordKey =
+                match password with
+                | Hash h -> at [ "stats" ] "password_hash" (str h)
+                | HashFile f -> at [ "stats" ] "password_file" (str f)
+            SiteItem(Open [ "stats" ] :: parts @ [ passwordKey ])
+
+    /// `vrrp "eth0" 51 { ... }`: the `[vrrp]` instance on an interface with its virtual router id.
+    type VrrpBuilder(iface: string, routerId: int) =
+        inherit BlockBuilder()
+        member _.Yield(VrrpItem part) = [ part ]
+        member _.Run(parts: Part list) =
+            let parts =
+                parts
+                |> List.collect (function
+                    | Append(_, "__v2", password) -> [ at [] "version" (integer 2); at [] "auth_pass" password ]
+                    | other -> [ other ])
+            SiteItem(at [] "interface" (str iface) :: at [] "virtual_router_id" (integer routerId) :: collect parts |> List.map (under [ "vrrp" ]))
+
+    /// `site { ... }`: a whole site.
+    type SiteBuilder() =
+        inherit BlockBuilder()
+        member _.Yield(SiteItem parts) = parts
+        member _.Yield(SharedItem parts) = parts
+        member _.Run(parts: Part list) : Site = { Parts = parts }
+
+    /// Begins a site.
+    let site = SiteBuilder()
+
+    /// Begins an app reached as `/NAME/`.
+    let app (name: string) = AppBuilder name
+
+    /// Begins health check settings.
+    let health = HealthBuilder()
+
+    /// Begins the stats listener with its password.
+    let stats (password: StatsPassword) = StatsBuilder password
+
+    /// Begins a VRRP instance.
+    let vrrp (iface: string) (virtualRouterId: int) = VrrpBuilder(iface, virtualRouterId)
+
+    // ---- Reading a site ---------------------------------------------------------------------------
+
+    /// The TOML document of a site: one section per table, in the order first written.
+    let document (s: Site) : TomlSection list =
+        let tables =
+            s.Parts
+            |> List.map (function
+                | Set setting -> setting.Table
+                | Append(table, _, _) -> table
+                | Open table -> table)
+            |> List.distinct
+        [ for table in tables ->
+              { Path = table
+                Comments = []
+                Lines =
+                  [ for part in s.Parts do
+                        match part with
+                        | Set setting when setting.Table = table -> TomlLine.Key(setting.Key, setting.Value, None)
+                        | _ -> () ] } ]
+
+    /// The site as TOML text: what `parse` reads, and where its errors point.
+    [<CompiledName("ToToml")>]
+    let toToml (s: Site) : string = TomlRender.print (document s)
+
+    /// Loads a site as `Config.parseTextWith` loads a file: `baseDir` resolves relative paths, `io` checks files.
+    let parseWith (io: ConfigIo) (baseDir: string) (s: Site) : Result<LbConfig, ConfigError list> =
+        Config.parseTextWith io (toToml s) baseDir
+
+    /// Loads a site as `Config.parseText` loads a file: every error the TOML form of the site would give.
+    let parse (baseDir: string) (fileExists: string -> bool) (s: Site) : Result<LbConfig, ConfigError list> =
+        Config.parseText (toToml s) baseDir fileExists
