@@ -62,10 +62,10 @@ public sealed class LimitsTests : IAsyncLifetime
         Assert.Equal(["/hold", "/second"], server.Traffic().Select(r => r.Target));
     }
 
-    // SRC BUG: lb answers 502 (built-in page, "no response") after 4 × timeout_queue. ProxyEndpoint.SendToAsync
-    // reports a server queue timeout as FailureKind.ConnectFailed, so Retry.Decide retries it `retries` times
-    // (same server: no other is usable) and then gives up with 502. The issue: "excess requests queue up to
-    // timeout_queue then get 503".
+    // Failed before 2be14c7: lb answers 502 (built-in page, "no response") after 4 × timeout_queue.
+    // ProxyEndpoint.SendToAsync reports a server queue timeout as FailureKind.ConnectFailed, so Retry.Decide retries
+    // it `retries` times (same server: no other is usable) and then gives up with 502. The issue: "excess requests
+    // queue up to timeout_queue then get 503".
     [Fact]
     public async Task A_request_queued_longer_than_timeout_queue_gets_503_with_the_errors_page()
     {
@@ -107,9 +107,9 @@ public sealed class LimitsTests : IAsyncLifetime
         Assert.Empty(reply.SetCookies);
     }
 
-    // SRC BUG: a new client (no cookie) is queued behind a server at its maxconn while another server of the app
-    // is idle: AppRuntime.Usable counts a full server as usable, so the balancer picks it (every time, as retries
-    // reset the round robin: see RetryTests), and the client waits timeout_queue for its slot before being
+    // Failed before 2be14c7: a new client (no cookie) is queued behind a server at its maxconn while another server
+    // of the app is idle: AppRuntime.Usable counts a full server as usable, so the balancer picks it (every time, as
+    // retries reset the round robin: see RetryTests), and the client waits timeout_queue for its slot before being
     // redispatched to the idle server. HAProxy's round robin skips a server at its maxconn (lb_fwrr.c,
     // fwrr_get_next_server: "the server is saturated or avoided") and queues only when every server is full.
     [Fact]
@@ -204,12 +204,12 @@ public sealed class LimitsTests : IAsyncLifetime
         Assert.Empty(server.Traffic());
     }
 
-    // SRC BUG: lb answers 502 Bad Gateway ("RequestBodyClient: ... Reading the request body timed out due to data
-    // arriving too slowly. See MinRequestBodyDataRate.") about 5 s later: timeout_client is applied to
+    // Failed before 2be14c7: lb answers 502 Bad Gateway ("RequestBodyClient: ... Reading the request body timed out
+    // due to data arriving too slowly. See MinRequestBodyDataRate.") about 5 s later: timeout_client is applied to
     // Kestrel's KeepAliveTimeout and RequestHeadersTimeout only, so a stalled body waits for Kestrel's
-    // MinRequestBodyDataRate grace period (5 s), and the client's stall is reported as the server's fault (502,
-    // with a Set-Cookie for that server). The issue: timeout_client → 408 (HAProxy `timeout client`: client
-    // inactivity at any point of the request).
+    // MinRequestBodyDataRate grace period (5 s), and the client's stall is reported as the server's fault (502, with
+    // a Set-Cookie for that server). The issue: timeout_client → 408 (HAProxy `timeout client`: client inactivity at
+    // any point of the request).
     [Fact]
     public async Task A_client_that_stalls_in_its_body_gets_408_or_a_closed_connection_after_timeout_client()
     {

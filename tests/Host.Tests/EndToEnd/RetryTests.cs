@@ -47,12 +47,11 @@ public sealed class RetryTests : IAsyncLifetime
         }
     }
 
-    // SRC BUG: a failed attempt leaves its inserted cookie in the response. YARP calls TransformResponseAsync
-    // with a null response when an attempt fails, PrefixTransformer inserts `SRVID=r_dead; Path=/r/`, and
-    // ProxyEndpoint.ResetForRetry clears only the status; the next attempt's transform rewrites that header's
-    // path again (`Path=/r/r/`) and appends the real one. The client gets
-    // `SRVID=r_dead; Path=/r/r/` and `SRVID=r_live; Path=/r/`: under /r/r/ a browser sends r_dead first and
-    // is pinned to the failed server again.
+    // Failed before 2be14c7: a failed attempt leaves its inserted cookie in the response. YARP calls
+    // TransformResponseAsync with a null response when an attempt fails, PrefixTransformer inserts `SRVID=r_dead;
+    // Path=/r/`, and ProxyEndpoint.ResetForRetry clears only the status; the next attempt's transform rewrites that
+    // header's path again (`Path=/r/r/`) and appends the real one. The client gets `SRVID=r_dead; Path=/r/r/` and
+    // `SRVID=r_live; Path=/r/`: under /r/r/ a browser sends r_dead first and is pinned to the failed server again.
     [Fact]
     public async Task A_redispatched_response_carries_one_cookie_for_the_server_that_answered()
     {
@@ -70,9 +69,9 @@ public sealed class RetryTests : IAsyncLifetime
         }
     }
 
-    // SRC BUG: retries reset the round robin. A retry calls AppRuntime.Choose with the tried server left out;
-    // Balancing.roundRobin sees other available servers than its state's and starts over, and so does the next
-    // request with every server back in: every new client tries the first server first. With a server that
+    // Failed before 2be14c7: retries reset the round robin. A retry calls AppRuntime.Choose with the tried server
+    // left out; Balancing.roundRobin sees other available servers than its state's and starts over, and so does the
+    // next request with every server back in: every new client tries the first server first. With a server that
     // passes its checks but fails requests, it gets every first attempt instead of a third of them, and every
     // request pays a retry. The issue: round robin spreads within ±1 of the weights among up servers.
     [Fact]
@@ -131,9 +130,9 @@ public sealed class RetryTests : IAsyncLifetime
         Assert.Empty(live.Traffic());
     }
 
-    // SRC BUG: the 502 page lb writes itself carries `Set-Cookie: SRVID=<the server that failed>`: YARP calls
-    // TransformResponseAsync with a null response on errors and PrefixTransformer inserts the cookie anyway
-    // (ForwardContext.InsertCookie), pinning the client to the server that just failed. HAProxy inserts no
+    // Failed before 2be14c7: the 502 page lb writes itself carries `Set-Cookie: SRVID=<the server that failed>`:
+    // YARP calls TransformResponseAsync with a null response on errors and PrefixTransformer inserts the cookie
+    // anyway (ForwardContext.InsertCookie), pinning the client to the server that just failed. HAProxy inserts no
     // cookie on its own error responses.
     [Fact]
     public async Task An_error_page_lb_writes_itself_sets_no_persistence_cookie()
