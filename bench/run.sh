@@ -442,6 +442,7 @@ VERSIONS=$T/versions.txt
   echo "dotnet: $(dotnet --version) (runtime $(dotnet --list-runtimes | awk '/Microsoft.AspNetCore.App/ {v=$2} END {print v}') ASP.NET Core)"
   echo "wrk: $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}')"
   echo "openssl: $(openssl version)"
+  echo "certificate: self-signed, $(openssl x509 -in "$T/tls/lb.crt" -noout -text | awk -F': ' '/Public Key Algorithm/ {a=$2} /Public-Key:/ {gsub(/^ +/, ""); k=$0} END {print a, k}')"
   echo "kernel: $(uname -r)"
   echo "cpu: $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo) x $(nproc --all)"
   echo "lb: built from $LB_SOURCE"

@@ -235,7 +235,12 @@ def main():
           f"(other work on this shared machine), in % of wall time: median {med(fs):.0f}%, max {max(fs):.0f}% over the warm points; "
           f"1-min load average during the run {min(la):.1f}..{max(la):.1f}. \"CPU0 busy %\" near 100 means the load generator's "
           "core (wrk + backends) was saturated, so the point measures the client as much as the proxy.")
-    w("- TLS: one self-signed RSA-2048 certificate (openssl) for all TLS proxies; wrk negotiates TLS 1.3.")
+    vtext = open(args.versions).read()
+    key = re.search(r"^certificate: (.*)$", vtext, re.M)
+    key = key.group(1) if key else "RSA 2048 bit (this run predates the ECDSA default)"
+    w(f"- TLS: one self-signed certificate made with openssl, {key}, "
+      "for all TLS proxies (`TLS_KEY=rsa` for RSA-2048, else ECDSA P-256); wrk negotiates TLS 1.3. Every wrk run opens its connections anew, so each point includes "
+      "its connections' handshakes (1,000 of them at 1,000 connections).")
     w("")
     w("- \"req/s per core\" = 1,000,000 / CPU us per request: what the target would serve with a whole core to itself. "
       "It depends far less than req/s on what else the machine runs, so on a shared machine compare it alongside req/s.")
