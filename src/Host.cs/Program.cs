@@ -13,7 +13,7 @@ public static class Program
         {
             Command.RunCommand run => await Commands.RunAsync(run.configFile),
             Command.CheckCommand check => Commands.Check(check.configFile, check.peers),
-            Command.ExplainCommand explain => Commands.Explain(explain.configFile, explain.url, explain.cookie),
+            Command.ExplainCommand explain => Commands.Explain(explain.configFile, explain.url, explain.cookie, explain.headers, explain.from),
             Command.ConfigShowCommand show => Commands.ConfigShow(show.configFile),
             Command.DemoCommand demo => await DemoSite.RunAsync(demo.httpsPort, demo.httpPort),
             Command.HashPasswordCommand hash => Lb.Host.Stats.HashPasswordCommand.Run(hash.iterations),

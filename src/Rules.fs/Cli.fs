@@ -24,6 +24,8 @@ type ExplainArgs =
     | [<AltCommandLine("-c"); Mandatory; Unique>] Config of file: string
     | [<MainCommand; Mandatory; Unique>] Url of url: string
     | [<Unique>] Cookie of header: string
+    | Header of line: string
+    | [<Unique>] From of address: string
 
     interface IArgParserTemplate with
         member this.Usage =
@@ -31,6 +33,8 @@ type ExplainArgs =
             | Config _ -> "the lb config file (TOML)"
             | Url _ -> "the URL to explain, like https://site/app1/x"
             | Cookie _ -> "the request's Cookie header, like \"SRVID=app1_1; a=b\", to see the persistence decision"
+            | Header _ -> "a request header, like \"X-Beta: 1\" (repeatable), for rules that read headers"
+            | From _ -> $"the client's address, for rules on the source (default {Explain.exampleClient})"
 
 type DemoArgs =
     | [<Unique>] Https_Port of port: int
@@ -83,7 +87,7 @@ type Command =
     | RunCommand of configFile: string
     | CheckCommand of configFile: string * peers: string array
     /// `cookie` is the `--cookie` header value, "" when absent.
-    | ExplainCommand of configFile: string * url: string * cookie: string
+    | ExplainCommand of configFile: string * url: string * cookie: string * headers: string array * from: string
     /// `lb config show -c FILE`: print the effective config (`TomlRender.render`).
     | ConfigShowCommand of configFile: string
     | DemoCommand of httpsPort: int * httpPort: int
@@ -102,7 +106,13 @@ module Cli =
         | Run r -> RunCommand(r.GetResult ConfigArgs.Config)
         | Check c -> CheckCommand(c.GetResult CheckArgs.Config, c.GetResults CheckArgs.Peer |> Array.ofList)
         | Explain e ->
-            ExplainCommand(e.GetResult ExplainArgs.Config, e.GetResult ExplainArgs.Url, e.GetResult(ExplainArgs.Cookie, defaultValue = ""))
+            ExplainCommand(
+                e.GetResult ExplainArgs.Config,
+                e.GetResult ExplainArgs.Url,
+                e.GetResult(ExplainArgs.Cookie, defaultValue = ""),
+                e.GetResults ExplainArgs.Header |> Array.ofList,
+                e.GetResult(ExplainArgs.From, defaultValue = "")
+            )
         | LbArgs.Config c ->
             match c.TryGetSubCommand() with
             | Some(Show s) -> ConfigShowCommand(s.GetResult ConfigArgs.Config)

@@ -23,7 +23,11 @@ open System
 /// ConfigDsl.parse "/etc/lb" File.Exists mySite   // Result<LbConfig, ConfigError list>
 /// ```
 ///
-/// What the types rule out, so it does not compile: a server, a balance or `cache` outside an app; an
+/// Rules: `rule (PathPrefix "/admin" &&& Not(Source [ "10.0.0.0/8" ])) (Deny 403)` at the top of a site (global
+/// rules) or inside an app (its own).
+///
+/// What the types rule out, so it does not compile: a server, a balance or `cache` outside an app; a deny or
+/// redirect combined with another action; an
 /// https listener without a certificate and key (`https` takes them); a redirect status other than 301, 302,
 /// 303, 307, 308; a persistence mode or `move_first` without a cookie; a stats page with both or neither of
 /// `password_hash` and `password_file`; a cache `disk` bound without its `dir`; a VRRP instance without
@@ -119,6 +123,55 @@ module ConfigDsl =
         /// VRRPv2 with keepalived's `auth_pass` (at most 8 characters).
         | V2WithPassword of string
 
+    /// A rule's `when`, as written in the DSL: checked when the site is loaded, exactly as its TOML form
+    /// (`Config.parseCondition`). `a &&& b` is `All [a; b]`, `a ||| b` is `Any [a; b]`.
+    type When =
+        /// No condition: every request.
+        | Always
+        | PathPrefix of string
+        | PathSegment of string
+        | PathRegex of string
+        | Host of string
+        | Method of string list
+        | HeaderPresent of name: string
+        | HeaderEquals of name: string * value: string
+        | HeaderRegex of name: string * regex: string
+        | CookiePresent of name: string
+        | CookieEquals of name: string * value: string
+        | CookieRegex of name: string * regex: string
+        /// Client address in one of these networks (`"10.0.0.0/8"`).
+        | Source of string list
+        | All of When list
+        | Any of When list
+        | Not of When
+
+        static member (&&&)(a: When, b: When) = All [ a; b ]
+        static member (|||)(a: When, b: When) = Any [ a; b ]
+
+    /// One change of a rule that lets the request through.
+    type ForwardItem =
+        /// To another app whatever the path (global rules only).
+        | Route of app: string
+        /// Only these servers of the app.
+        | Pin of servers: string list
+        | SetRequestHeader of name: string * value: string
+        | AddRequestHeader of name: string * value: string
+        | RemoveRequestHeader of name: string
+        | SetResponseHeader of name: string * value: string
+        | AddResponseHeader of name: string * value: string
+        | RemoveResponseHeader of name: string
+
+    /// A rule's `then`: a deny or a redirect is the whole answer (nothing else can be added to it).
+    type Then =
+        | Deny of status: int
+        | Redirect of RedirectStatus * location: string
+        /// Through unchanged: the rules after this one are not read.
+        | Allow
+        | Forward of ForwardItem list
+
+    /// `rule when then`: in `site { ... }` a global rule, in `app "NAME" { ... }` one of the app's.
+    type RuleItem = private RuleItem of TomlValue
+
     // ---- Building blocks --------------------------------------------------------------------------
 
     let private str (s: string) = TomlValue.String s
@@ -154,6 +207,14 @@ module ConfigDsl =
         |> snd
         |> List.rev
 
+    let private statusCode (status: RedirectStatus) =
+        match status with
+        | MovedPermanently -> 301
+        | Found -> 302
+        | SeeOther -> 303
+        | TemporaryRedirect -> 307
+        | PermanentRedirect -> 308
+
     /// `TimeSpan.FromSeconds`, for durations that read like config: `seconds 5`.
     let seconds (n: int) = TimeSpan.FromSeconds(float n)
     /// `millis 250`.
@@ -187,15 +248,7 @@ module ConfigDsl =
               yield! files.ChainFile |> Option.map (fun c -> at [ "tls" ] "chain" (str c)) |> Option.toList ]
 
     /// `[listen] redirect_status` (default `Found`, 302).
-    let redirectStatus (status: RedirectStatus) =
-        let code =
-            match status with
-            | MovedPermanently -> 301
-            | Found -> 302
-            | SeeOther -> 303
-            | TemporaryRedirect -> 307
-            | PermanentRedirect -> 308
-        siteKey [ "listen" ] "redirect_status" (integer code)
+    let redirectStatus (status: RedirectStatus) = siteKey [ "listen" ] "redirect_status" (integer (statusCode status))
 
     /// `[defaults] retries` (default 3).
     let retries (n: int) = siteKey [ "defaults" ] "retries" (integer n)
@@ -385,6 +438,61 @@ module ConfigDsl =
     /// `cache`: the app's GET/HEAD responses go through the shared cache (default false).
     let cache (on: bool) = AppItem [ at [] "cache" (TomlValue.Boolean on) ]
 
+    // ---- Rules ------------------------------------------------------------------------------------
+
+    let rec private whenTable (w: When) : TomlValue =
+        let one key value = TomlValue.Table [ key, value ]
+        let test kind name (extra: (string * TomlValue) list) = one kind (TomlValue.Table(("name", str name) :: extra))
+        match w with
+        | Always -> TomlValue.Table []
+        | PathPrefix p -> one "path_prefix" (str p)
+        | PathSegment p -> one "path_segment" (str p)
+        | PathRegex r -> one "path_regex" (str r)
+        | Host h -> one "host" (str h)
+        | Method ms -> one "method" (TomlValue.Array(ms |> List.map str))
+        | HeaderPresent n -> test "header" n []
+        | HeaderEquals(n, v) -> test "header" n [ "equals", str v ]
+        | HeaderRegex(n, r) -> test "header" n [ "regex", str r ]
+        | CookiePresent n -> test "cookie" n []
+        | CookieEquals(n, v) -> test "cookie" n [ "equals", str v ]
+        | CookieRegex(n, r) -> test "cookie" n [ "regex", str r ]
+        | Source ns -> one "source" (TomlValue.Array(ns |> List.map str))
+        | All ws -> one "all" (TomlValue.Array(ws |> List.map whenTable))
+        | Any ws -> one "any" (TomlValue.Array(ws |> List.map whenTable))
+        | Not w -> one "not" (whenTable w)
+
+    let private thenTable (t: Then) : TomlValue =
+        match t with
+        | Deny status -> TomlValue.Table [ "deny", integer status ]
+        | Redirect(status, location) -> TomlValue.Table [ "redirect", integer (statusCode status); "location", str location ]
+        | Allow -> TomlValue.Table [ "allow", TomlValue.Boolean true ]
+        | Forward items ->
+            let table key pick =
+                match items |> List.choose pick with
+                | [] -> []
+                | pairs -> [ key, TomlValue.Table(pairs |> List.map (fun (n, v) -> n, str v)) ]
+            let array key pick =
+                match items |> List.collect pick with
+                | [] -> []
+                | names -> [ key, TomlValue.Array(names |> List.map str) ]
+            TomlValue.Table
+                [ for item in items do
+                      match item with
+                      | Route app -> "route", str app
+                      | _ -> ()
+                  yield! array "pin" (function Pin ss -> ss | _ -> [])
+                  yield! table "set_request_header" (function SetRequestHeader(n, v) -> Some(n, v) | _ -> None)
+                  yield! table "add_request_header" (function AddRequestHeader(n, v) -> Some(n, v) | _ -> None)
+                  yield! array "remove_request_header" (function RemoveRequestHeader n -> [ n ] | _ -> [])
+                  yield! table "set_response_header" (function SetResponseHeader(n, v) -> Some(n, v) | _ -> None)
+                  yield! table "add_response_header" (function AddResponseHeader(n, v) -> Some(n, v) | _ -> None)
+                  yield! array "remove_response_header" (function RemoveResponseHeader n -> [ n ] | _ -> []) ]
+
+    /// `rule when then`: `[[rules]]` in a site, `[[apps.NAME.rules]]` in an app, read in the order written; the first
+    /// that matches decides.
+    let rule (condition: When) (action: Then) =
+        RuleItem(TomlValue.Table [ "when", whenTable condition; "then", thenTable action ])
+
     // ---- Builders ---------------------------------------------------------------------------------
 
     /// The block of a computation expression: items in the order written, `if` and `for` allowed.
@@ -400,6 +508,7 @@ module ConfigDsl =
         member _.Yield(s: ServerSpec) = [ serverPart s ]
         member _.Yield(AppItem parts) = parts
         member _.Yield(SharedItem parts) = parts
+        member _.Yield(RuleItem table) = [ Append([], "rules", table) ]
         member _.Run(parts: Part list) = SiteItem(Open [] :: collect parts |> List.map (under [ "apps"; name ]))
 
     /// `health { ... }`: the health check settings, as a whole site's or one app's.
@@ -437,7 +546,8 @@ module ConfigDsl =
         inherit BlockBuilder()
         member _.Yield(SiteItem parts) = parts
         member _.Yield(SharedItem parts) = parts
-        member _.Run(parts: Part list) : Site = { Parts = parts }
+        member _.Yield(RuleItem table) = [ Append([], "rules", table) ]
+        member _.Run(parts: Part list) : Site = { Parts = collect parts }
 
     /// Begins a site.
     let site = SiteBuilder()
@@ -465,6 +575,8 @@ module ConfigDsl =
                 | Append(table, _, _) -> table
                 | Open table -> table)
             |> List.distinct
+            // Keys of the root table (global rules) come before the first [section].
+            |> List.sortBy (fun table -> not table.IsEmpty)
         [ for table in tables ->
               { Path = table
                 Comments = []

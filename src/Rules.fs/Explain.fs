@@ -21,7 +21,14 @@ module Explain =
             let target = if target.StartsWith "?" then "/" + target else target
             if scheme <> "http" && scheme <> "https" then Error $"unsupported scheme '{scheme}'"
             else
-                Ok { IsHttps = (scheme = "https"); Host = host; Method = "GET"; RawTarget = target; ClientAddress = exampleClient; ForwardedFor = None }
+                Ok
+                    { IsHttps = (scheme = "https")
+                      Host = host
+                      Method = "GET"
+                      RawTarget = target
+                      ClientAddress = exampleClient
+                      ForwardedFor = None
+                      Headers = [||] }
 
     /// The config word of an algorithm.
     let balanceName (algorithm: BalanceAlgorithm) =
@@ -32,27 +39,30 @@ module Explain =
 
     let private weights (app: AppConfig) = app.Servers |> Array.map (fun s -> s.Weight)
 
-    /// The server a fresh client would get first with every server up: the first round-robin or leastconn
-    /// pick from an idle start. Random draws have no such answer.
-    let private firstPick (app: AppConfig) =
-        let up = Array.create app.Servers.Length true
+    /// The server a fresh client would get first with the servers `up` (all, less a rule's pin): the first
+    /// round-robin or leastconn pick from an idle start. Random draws have no such answer.
+    let private firstPick (app: AppConfig) (up: bool array) =
         match app.Balance with
         | BalanceAlgorithm.RoundRobin -> Balancing.roundRobin (Balancing.roundRobinInitial, up, weights app) |> Option.map fst
         | BalanceAlgorithm.LeastConn -> Balancing.leastConn (up, weights app, [||], 0)
         | BalanceAlgorithm.RandomTwoChoices -> None
 
-    let private persistenceLines (app: AppConfig) (cookieHeader: string) (secure: bool) =
+    let private persistenceLines (plan: ForwardPlan) (cookieHeader: string) (secure: bool) =
+        let app = plan.App
         let headers = if String.IsNullOrEmpty cookieHeader then [||] else [| cookieHeader |]
-        let usable = Array.create app.Servers.Length true
+        // Every server up, less those a rule's `pin` leaves out.
+        let usable = Routing.restrictToPin (plan, Array.create app.Servers.Length true)
         let balance = $"balance ({balanceName app.Balance})"
         match Persistence.decide (app, headers, usable), app.Persistence.Cookie with
         | Pinned i, Some name ->
             [ $"  persistence: cookie {name}={app.Servers[i].CookieValue} found → pinned to {app.Servers[i].Name} (no Set-Cookie)" ]
         | Choose why, Some _ ->
             let fresh =
-                match firstPick app with
+                match firstPick app usable with
                 | Some i -> $"Set-Cookie: {Persistence.setCookieFor (app, i, secure)} (for {app.Servers[i].Name}, the first pick)"
-                | None -> $"Set-Cookie: {Persistence.setCookieFor (app, 0, secure)} (for the server drawn; {app.Servers[0].Name} shown)"
+                | None ->
+                    let shown = usable |> Array.tryFindIndex id |> Option.defaultValue 0
+                    $"Set-Cookie: {Persistence.setCookieFor (app, shown, secure)} (for the server drawn; {app.Servers[shown].Name} shown)"
             let next = if headers.Length = 0 then fresh else "new cookie: " + fresh
             [ $"  persistence: {why} → {balance} + {next}"
               "  response Cache-Control: gets private, as it carries the new cookie (nocache)" ]
@@ -81,8 +91,18 @@ module Explain =
                       $"{s.Name} ({s.Address}, weight {s.Weight}{limit})")
               )
           $"  balance: {balanceName app.Balance} among {names}"
-          yield! persistenceLines app cookieHeader request.IsHttps
+          yield! persistenceLines plan cookieHeader request.IsHttps
           healthLine app.Health
+          let byRule = defaultArg plan.Rule "a rule"
+          if plan.Pin.Length > 0 then
+              let names = String.Join(", ", plan.Pin |> Array.map (fun i -> app.Servers[i].Name))
+              $"  pinned by {byRule} to {names}: balance and persistence choose among these only"
+          for edit in plan.RequestEdits do
+              let text = RequestRules.describeEdit "request" edit
+              $"  request header edit ({byRule}): {text}"
+          for edit in plan.ResponseEdits do
+              let text = RequestRules.describeEdit "response" edit
+              $"  response header edit ({byRule}): {text}"
           $"  backend request line: {request.Method} {plan.BackendTarget} HTTP/1.1"
           $"  Host: {request.Host}"
           for name, value in plan.RequestHeaders do
@@ -101,12 +121,19 @@ module Explain =
         let scheme = if request.IsHttps then "https" else "http"
         let head = $"request: {request.Method} {scheme}://{request.Host}{request.RawTarget}"
         let cookie = if String.IsNullOrEmpty cookieHeader then [] else [ $"  request Cookie: {cookieHeader}" ]
+        let request =
+            if String.IsNullOrEmpty cookieHeader then request
+            else { request with Headers = Array.append request.Headers [| "Cookie", cookieHeader |] }
+        let rules =
+            [ for rule, matched, why in Routing.ruleTrace snapshot request ->
+                  if matched then $"  rule {rule.Name}: match ({why}) → {RequestRules.describeAction rule.Then}"
+                  else $"  rule {rule.Name}: no match ({why})" ]
         let body =
             match Routing.decide snapshot request with
             | Redirect(status, location, why) -> [ $"decision: redirect {status} to {location}"; $"  because {why}" ]
             | Reject reason -> [ $"decision: reject {reason.Status}"; $"  because {reason.Text}" ]
             | Forward plan -> forwardLines plan request cookieHeader
-        head :: cookie @ body
+        head :: cookie @ rules @ body
 
     /// `describe` for a URL; `cookieHeader` is the request's `Cookie:` value, "" for none.
     [<CompiledName("DescribeUrl")>]
@@ -115,3 +142,25 @@ module Explain =
         match parseUrl url with
         | Ok request -> describe snapshot request cookieHeader |> Array.ofList
         | Error e -> [| $"error: {e}" |]
+
+    /// `describeUrl` with request header lines (`"X-Beta: 1"`) and a client address (`""`: the documentation
+    /// address `exampleClient`), for rules that read headers or the source address. Lines without a colon are
+    /// reported, not guessed at.
+    [<CompiledName("DescribeRequest")>]
+    let describeRequest (snapshot: Snapshot, url: string, cookieHeader: string, headers: string array, client: string) : string array =
+        let cookieHeader = HeaderRewrite.sanitize cookieHeader
+        let parsed =
+            headers
+            |> Array.map (fun line ->
+                match line.IndexOf ':' with
+                | i when i > 0 -> Ok(line.Substring(0, i).Trim(), HeaderRewrite.sanitize (line.Substring(i + 1).Trim()))
+                | _ -> Error $"error: --header '{HeaderRewrite.sanitize line}' is not 'Name: value'")
+        match parsed |> Array.tryPick (function Error e -> Some e | Ok _ -> None), parseUrl url with
+        | Some e, _ -> [| e |]
+        | None, Error e -> [| $"error: {e}" |]
+        | None, Ok request ->
+            let request =
+                { request with
+                    Headers = parsed |> Array.choose (function Ok h -> Some h | Error _ -> None)
+                    ClientAddress = (if String.IsNullOrEmpty client then exampleClient else client) }
+            describe snapshot request cookieHeader |> Array.ofList

@@ -13,7 +13,10 @@ type RequestFacts =
       RawTarget: string
       ClientAddress: string
       /// The client's own X-Forwarded-For, if any.
-      ForwardedFor: string option }
+      ForwardedFor: string option
+      /// The request's header field lines, for rules that read headers or cookies (`Snapshot.RulesReadHeaders`);
+      /// the shell may pass none when no rule reads them.
+      Headers: (string * string) array }
 
 /// A request the shell forwards: to which app, with which path, and the headers to set.
 type ForwardPlan =
@@ -24,21 +27,33 @@ type ForwardPlan =
       /// Normalised public path: `/app1/rest`.
       PublicPath: string
       RequestHeaders: (string * string) array
-      Response: ResponseContext }
+      Response: ResponseContext
+      /// The rule that let the request through with changes (`rules[0]`, `apps.app1.rules[2]`), if any.
+      Rule: string option
+      /// `pin`: indexes into `App.Servers` of the only servers that may take the request; empty: any server.
+      Pin: int array
+      /// Header edits on the request to the backend, in order, after lb's own headers.
+      RequestEdits: HeaderEdit array
+      /// Header edits on the response to the client, in order, after lb's own rewrites.
+      ResponseEdits: HeaderEdit array }
 
 type RejectReason =
     | BadRequest of string
     | NotFound of string
+    /// A rule's `deny`: its status and why.
+    | Denied of status: int * reason: string
 
     member this.Status =
         match this with
         | BadRequest _ -> 400
         | NotFound _ -> 404
+        | Denied(status, _) -> status
 
     member this.Text =
         match this with
         | BadRequest s
-        | NotFound s -> s
+        | NotFound s
+        | Denied(_, s) -> s
 
 /// The decision for one request: the shell carries it out and decides nothing itself.
 type Decision =
@@ -54,6 +69,16 @@ type Snapshot(config: LbConfig) =
         d
     let authorities =
         config.Apps |> Array.map (fun a -> a.Servers |> Array.map (fun s -> (string s.Address).ToLowerInvariant()))
+    let rec readsHeaders (condition: Condition) =
+        match condition with
+        | Condition.Header _
+        | Condition.Cookie _ -> true
+        | Condition.All cs
+        | Condition.Any cs -> List.exists readsHeaders cs
+        | Condition.Not c -> readsHeaders c
+        | _ -> false
+    let rulesReadHeaders =
+        Seq.append config.Rules (config.Apps |> Seq.collect (fun a -> a.Rules)) |> Seq.exists (fun r -> readsHeaders r.When)
 
     member _.Config = config
     member _.TryFindApp(name: string) =
@@ -61,6 +86,8 @@ type Snapshot(config: LbConfig) =
         | true, i -> Some i
         | _ -> None
     member _.ServerAuthorities(appIndex: int) = authorities[appIndex]
+    /// Whether some rule reads request headers or cookies: the shell passes `RequestFacts.Headers` only then.
+    member _.RulesReadHeaders = rulesReadHeaders
 
 [<RequireQualifiedAccess>]
 module Routing =
@@ -109,18 +136,27 @@ module Routing =
             | _ -> ""
         Redirect(config.Listen.RedirectStatus, "https://" + hostWithoutPort request.Host + port + request.RawTarget, "plain HTTP is redirected to https")
 
-    let private forwardPlan (snapshot: Snapshot) (request: RequestFacts) index (publicPath: string) (rest: string) query =
+    /// The plan for app `index`; `prefix` is the public prefix the backend's paths live under (`/app1`, or "" for
+    /// a request a rule routed there whatever its path).
+    let private planFor (snapshot: Snapshot) (request: RequestFacts) index (prefix: string) (publicPath: string) (rest: string) query =
         let app = snapshot.Config.Apps[index]
         { App = app
           AppIndex = index
           BackendTarget = rest + query
           PublicPath = publicPath
-          RequestHeaders = HeaderRewrite.forwardedHeaders request.ForwardedFor request.ClientAddress request.IsHttps request.Host app.Prefix
+          RequestHeaders = HeaderRewrite.forwardedHeaders request.ForwardedFor request.ClientAddress request.IsHttps request.Host prefix
           Response =
-            { Prefix = app.Prefix
+            { Prefix = prefix
               PublicScheme = (if request.IsHttps then "https" else "http")
               PublicHost = request.Host
-              ServerAuthorities = snapshot.ServerAuthorities index } }
+              ServerAuthorities = snapshot.ServerAuthorities index }
+          Rule = None
+          Pin = [||]
+          RequestEdits = [||]
+          ResponseEdits = [||] }
+
+    let private forwardPlan (snapshot: Snapshot) (request: RequestFacts) index (publicPath: string) (rest: string) query =
+        planFor snapshot request index snapshot.Config.Apps[index].Prefix publicPath rest query
 
     /// Routes on the first segment of the normalised path: `/app1/rest` → app1 with `/rest`; `/app1` → redirect
     /// to `/app1/`; anything else → 404. `/app10/` and `/app1x` are not app1: whole segments only.
@@ -132,7 +168,63 @@ module Routing =
         | Some index, Some rest -> Forward(forwardPlan snapshot request index path rest query)
         | None, _ -> Reject(NotFound $"no app serves '/{segment}'")
 
-    /// The whole decision for one request, made before any byte is forwarded.
+    /// What rules read from a request whose path normalised to `path`.
+    let ruleRequest (request: RequestFacts) (path: string) (query: string) : RuleRequest =
+        { Method = request.Method
+          Host = request.Host
+          Path = path
+          PublicPath = path
+          Query = query
+          Headers = request.Headers
+          Client = RequestRules.clientAddress request.ClientAddress }
+
+    /// What a matched rule does to the request: `plan` is where routing by path sends it (None when it does not
+    /// reach an app), used unless the rule routes elsewhere.
+    let private carryOut (snapshot: Snapshot) (request: RequestFacts) (facts: RuleRequest) (rule: Rule) (routed: Decision) =
+        match rule.Then with
+        | RuleAction.Deny status -> Reject(Denied(status, $"denied by {rule.Name}"))
+        | RuleAction.Redirect(status, location) ->
+            Redirect(status, RequestRules.expandLocation (location, facts), $"redirected by {rule.Name}")
+        | RuleAction.Forward f ->
+            let target =
+                match f.Route |> Option.bind snapshot.TryFindApp with
+                | Some index -> Forward(planFor snapshot request index "" facts.PublicPath facts.PublicPath facts.Query)
+                | None -> routed
+            match target with
+            | Forward plan ->
+                let pin =
+                    f.Pin
+                    |> List.choose (fun name -> plan.App.Servers |> Array.tryFindIndex (fun s -> s.Name = name))
+                    |> Array.ofList
+                Forward
+                    { plan with
+                        Rule = Some rule.Name
+                        Pin = pin
+                        RequestEdits = Array.ofList f.RequestHeaders
+                        ResponseEdits = Array.ofList f.ResponseHeaders }
+            | other -> other
+
+    /// The rules read for a request, in order: the global rules, then (if none matched and the path reaches an
+    /// app) that app's rules on the path within the app. Each with whether it matched and why.
+    let private readRules (snapshot: Snapshot) (request: RequestFacts) (path: string) (query: string) =
+        let facts = ruleRequest request path query
+        let globals = RequestRules.trace snapshot.Config.Rules facts
+        let routed = routeByPath snapshot request path query
+        match List.tryLast globals, routed with
+        | Some(rule, true, _), _ -> facts, routed, globals, Some rule
+        | _, Forward plan when plan.App.Rules.Length > 0 ->
+            let rest, _ = splitTarget plan.BackendTarget
+            let appFacts = { facts with Path = rest }
+            let local = RequestRules.trace plan.App.Rules appFacts
+            let matched =
+                match List.tryLast local with
+                | Some(rule, true, _) -> Some rule
+                | _ -> None
+            appFacts, routed, globals @ local, matched
+        | _ -> facts, routed, globals, None
+
+    /// The whole decision for one request, made before any byte is forwarded. Rules (`RequestRules`) are read
+    /// after the https redirect, on a request that would be proxied: the first that matches decides.
     [<CompiledName("Decide")>]
     let decide (snapshot: Snapshot) (request: RequestFacts) : Decision =
         let request = if request.RawTarget.StartsWith '/' then request else { request with RawTarget = originForm request.RawTarget }
@@ -146,4 +238,25 @@ module Routing =
             | Error reason -> Reject(BadRequest reason)
             | Ok _ when not request.IsHttps && snapshot.Config.Listen.PlainHttp = PlainHttpMode.RedirectToHttps ->
                 httpsRedirect snapshot.Config request
-            | Ok path -> routeByPath snapshot request path query
+            | Ok path ->
+                match readRules snapshot request path query with
+                | facts, routed, _, Some rule -> carryOut snapshot request facts rule routed
+                | _, routed, _, None -> routed
+
+    /// `usable` (one flag per server of the plan's app) less the servers a rule's `pin` leaves out; unchanged when
+    /// nothing is pinned. The shell passes every server choice through it: first pick, persistence, retries.
+    [<CompiledName("RestrictToPin")>]
+    let restrictToPin (plan: ForwardPlan, usable: bool array) : bool array =
+        if plan.Pin.Length = 0 then usable else usable |> Array.mapi (fun i u -> u && Array.contains i plan.Pin)
+
+    /// The rules `decide` reads for a request, each with whether it matched and why (`lb explain`); empty when
+    /// the request is refused or redirected before rules are read.
+    let ruleTrace (snapshot: Snapshot) (request: RequestFacts) : (Rule * bool * string) list =
+        let request = if request.RawTarget.StartsWith '/' then request else { request with RawTarget = originForm request.RawTarget }
+        let rawPath, query = splitTarget request.RawTarget
+        match Paths.normalize rawPath with
+        | Ok path when isValidHost request.Host && Paths.isSafeQuery query
+                       && (request.IsHttps || snapshot.Config.Listen.PlainHttp = PlainHttpMode.Proxy) ->
+            let _, _, read, _ = readRules snapshot request path query
+            read
+        | _ -> []

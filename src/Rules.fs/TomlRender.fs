@@ -275,6 +275,58 @@ module TomlRender =
               | None -> TomlLine.Note "dir: none, entries are kept in memory only (default)"
               keyed "x_cache_header" (bool c.XCacheHeader) (c.XCacheHeader = x.XCacheHeader) ] }
 
+    // ---- Rules ------------------------------------------------------------------------------------
+
+    let private valueTest (name: string) (test: ValueTest) =
+        TomlValue.Table
+            [ "name", str name
+              match test with
+              | ValueTest.Present -> ()
+              | ValueTest.Equals v -> "equals", str v
+              | ValueTest.Matches p -> "regex", str p.Source ]
+
+    /// A `when` table: one key per condition, `all` for several (`Config.parseCondition` reads it back).
+    let rec condition (c: Condition) : TomlValue =
+        let one key value = TomlValue.Table [ key, value ]
+        match c with
+        | Condition.Always -> TomlValue.Table []
+        | Condition.PathPrefix p -> one "path_prefix" (str p)
+        | Condition.PathSegment p -> one "path_segment" (str p)
+        | Condition.PathMatches p -> one "path_regex" (str p.Source)
+        | Condition.Host h -> one "host" (str h)
+        | Condition.Method ms -> one "method" (TomlValue.Array(ms |> List.map str))
+        | Condition.Header(n, t) -> one "header" (valueTest n t)
+        | Condition.Cookie(n, t) -> one "cookie" (valueTest n t)
+        | Condition.Source ns -> one "source" (TomlValue.Array(ns |> List.map (fun n -> str n.Text)))
+        | Condition.All cs -> one "all" (TomlValue.Array(cs |> List.map condition))
+        | Condition.Any cs -> one "any" (TomlValue.Array(cs |> List.map condition))
+        | Condition.Not c -> one "not" (condition c)
+
+    /// A `then` table (`Config.parseAction` reads it back; header edits come back grouped set, add, remove).
+    let action (a: RuleAction) : TomlValue =
+        match a with
+        | RuleAction.Deny status -> TomlValue.Table [ "deny", int status ]
+        | RuleAction.Redirect(status, location) -> TomlValue.Table [ "redirect", int status; "location", str location ]
+        | RuleAction.Forward f when f.Route.IsNone && f.Pin.IsEmpty && f.RequestHeaders.IsEmpty && f.ResponseHeaders.IsEmpty ->
+            TomlValue.Table [ "allow", bool true ]
+        | RuleAction.Forward f ->
+            let edits direction (list: HeaderEdit list) =
+                let sets = list |> List.choose (function HeaderEdit.Set(n, v) -> Some(n, str v) | _ -> None)
+                let adds = list |> List.choose (function HeaderEdit.Add(n, v) -> Some(n, str v) | _ -> None)
+                let removes = list |> List.choose (function HeaderEdit.Remove n -> Some(str n) | _ -> None)
+                [ if not sets.IsEmpty then $"set_{direction}_header", TomlValue.Table sets
+                  if not adds.IsEmpty then $"add_{direction}_header", TomlValue.Table adds
+                  if not removes.IsEmpty then $"remove_{direction}_header", TomlValue.Array removes ]
+            TomlValue.Table
+                [ yield! f.Route |> Option.map (fun r -> "route", str r) |> Option.toList
+                  if not f.Pin.IsEmpty then "pin", TomlValue.Array(f.Pin |> List.map str)
+                  yield! edits "request" f.RequestHeaders
+                  yield! edits "response" f.ResponseHeaders ]
+
+    /// A rule list as `rules = [ { when = ..., then = ... }, ... ]`.
+    let private rulesLine (rules: Rule array) =
+        TomlLine.Key("rules", TomlValue.Array [ for r in rules -> TomlValue.Table [ "when", condition r.When; "then", action r.Then ] ], None)
+
     /// The value most apps share (the first of equally common ones), or `fallback` when there is no app.
     let private mostCommon (fallback: 'T) (values: 'T array) : 'T =
         if values.Length = 0 then fallback else values |> Array.countBy id |> Array.maxBy snd |> fst
@@ -307,7 +359,8 @@ module TomlRender =
               | [] -> ()
               | keys -> TomlLine.Key("health", TomlValue.Table keys, Some "over [health]")
               keyed "cache" (bool app.Cache) (not app.Cache)
-              TomlLine.Key("servers", TomlValue.Array [ for s in app.Servers -> server app s ], None) ] }
+              TomlLine.Key("servers", TomlValue.Array [ for s in app.Servers -> server app s ], None)
+              if app.Rules.Length > 0 then rulesLine app.Rules ] }
 
     /// The document of a config; `render` prints it.
     let document (config: LbConfig) : TomlSection list =
@@ -316,10 +369,15 @@ module TomlRender =
             let common = config.Apps |> Array.map (fun a -> a.Health) |> mostCommon Config.defaultHealth
             // An app cannot unset an inherited host: the global table has none if any app has none.
             if config.Apps |> Array.exists (fun a -> a.Health.Host.IsNone) then { common with Host = None } else common
-        [ { nodeSection config.Node with
-              Comments =
-                [ "lb effective configuration: every setting written out, `# default` marks lb's built-in value."
-                  "Paths are as lb resolved them. Check it with: lb check -c FILE" ] }
+        let header =
+            [ "lb effective configuration: every setting written out, `# default` marks lb's built-in value."
+              "Paths are as lb resolved them. Check it with: lb check -c FILE" ]
+        [ if config.Rules.Length > 0 then
+              // Keys of the root table come before the first [section].
+              { Path = []; Comments = header @ [ "Global rules, read before any app's: the first that matches decides." ]; Lines = [ rulesLine config.Rules ] }
+              nodeSection config.Node
+          else
+              { nodeSection config.Node with Comments = header }
           listenSection config.Listen
           yield! config.Tls |> Option.map tlsSection |> Option.toList
           defaultsSection config.Defaults

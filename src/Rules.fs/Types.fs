@@ -97,7 +97,9 @@ type AppConfig =
       Persistence: PersistenceConfig
       Health: HealthCheckConfig
       /// `cache = true`: responses of this app go through the shared HTTP cache (`CachePolicy`, RFC 9111).
-      Cache: bool }
+      Cache: bool
+      /// `[[apps.NAME.rules]]`: read after the global rules, for this app's requests only (`RequestRules`).
+      Rules: Rule array }
 
     /// The public path prefix of the app: `/app1`.
     member this.Prefix = "/" + this.Name
@@ -189,7 +191,9 @@ type LbConfig =
       /// `[vrrp]`: None when this node runs no VRRP.
       Vrrp: VrrpConfig option
       /// `[cache]`: defaults when the section is absent; only apps with `cache = true` use it.
-      Cache: CacheConfig }
+      Cache: CacheConfig
+      /// `[[rules]]`: read first for every request that would be proxied, before any app's rules (`RequestRules`).
+      Rules: Rule array }
 
 /// A configuration error with its place in the file and a hint on how to fix it.
 type ConfigError =

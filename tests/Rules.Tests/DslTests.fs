@@ -242,10 +242,58 @@ let private sayable (c: LbConfig) =
     && c.Apps
        |> Array.forall (fun a -> a.Persistence.Cookie.IsSome || (a.Persistence.Mode = CookieValueMode.Named && not a.Persistence.MoveFirst))
 
+let rec private whenOf (c: Condition) : When =
+    let test name (t: ValueTest) present equals regex =
+        match t with
+        | ValueTest.Present -> present name
+        | ValueTest.Equals v -> equals (name, v)
+        | ValueTest.Matches p -> regex (name, p.Source)
+    match c with
+    | Condition.Always -> Always
+    | Condition.PathPrefix p -> PathPrefix p
+    | Condition.PathSegment p -> PathSegment p
+    | Condition.PathMatches p -> PathRegex p.Source
+    | Condition.Host h -> Host h
+    | Condition.Method ms -> Method ms
+    | Condition.Header(n, t) -> test n t HeaderPresent HeaderEquals HeaderRegex
+    | Condition.Cookie(n, t) -> test n t CookiePresent CookieEquals CookieRegex
+    | Condition.Source ns -> Source(ns |> List.map string)
+    | Condition.All cs -> All(cs |> List.map whenOf)
+    | Condition.Any cs -> Any(cs |> List.map whenOf)
+    | Condition.Not c -> Not(whenOf c)
+
+let private thenOf (a: RuleAction) : Then =
+    match a with
+    | RuleAction.Deny s -> Deny s
+    | RuleAction.Redirect(s, l) ->
+        let status =
+            match s with
+            | 301 -> MovedPermanently
+            | 303 -> SeeOther
+            | 307 -> TemporaryRedirect
+            | 308 -> PermanentRedirect
+            | _ -> Found
+        Redirect(status, l)
+    | RuleAction.Forward f when f.Route.IsNone && f.Pin.IsEmpty && f.RequestHeaders.IsEmpty && f.ResponseHeaders.IsEmpty -> Allow
+    | RuleAction.Forward f ->
+        let edits (set, add, remove) (list: HeaderEdit list) =
+            list
+            |> List.map (function
+                | HeaderEdit.Set(n, v) -> set (n, v)
+                | HeaderEdit.Add(n, v) -> add (n, v)
+                | HeaderEdit.Remove n -> remove n)
+        Forward
+            [ yield! f.Route |> Option.map Route |> Option.toList
+              if not f.Pin.IsEmpty then Pin f.Pin
+              yield! edits (SetRequestHeader, AddRequestHeader, RemoveRequestHeader) f.RequestHeaders
+              yield! edits (SetResponseHeader, AddResponseHeader, RemoveResponseHeader) f.ResponseHeaders ]
+
 /// A config said in the DSL, every setting written.
 let private inDsl (c: LbConfig) : Site =
     site {
         node c.Node.Name
+        for r in c.Rules do
+            rule (whenOf r.When) (thenOf r.Then)
         match c.Listen.Http, c.Listen.PlainHttp with
         | Some e, PlainHttpMode.Proxy -> httpProxied (string e)
         | Some e, _ -> http (string e)
@@ -323,6 +371,8 @@ let private inDsl (c: LbConfig) : Site =
             app a.Name {
                 balance a.Balance
                 cache a.Cache
+                for r in a.Rules do
+                    rule (whenOf r.When) (thenOf r.Then)
                 match a.Persistence.Cookie with
                 | Some name -> persistence { CookieName = name; CookieMode = a.Persistence.Mode; CookieMovedFirst = a.Persistence.MoveFirst }
                 | None -> noPersistence

@@ -73,7 +73,7 @@ let ``persistence off, balance, servers and health settings are listed`` () =
 [<Fact>]
 let ``the CLI takes an optional cookie for explain`` () =
     Assert.Equal(
-        ExplainCommand("lb.toml", "https://site/app1/", "SRVID=app1_1; a=b"),
+        ExplainCommand("lb.toml", "https://site/app1/", "SRVID=app1_1; a=b", [||], ""),
         Cli.parse [| "explain"; "-c"; "lb.toml"; "https://site/app1/"; "--cookie"; "SRVID=app1_1; a=b" |]
     )
-    Assert.Equal(ExplainCommand("lb.toml", "https://site/app1/", ""), Cli.parse [| "explain"; "-c"; "lb.toml"; "https://site/app1/" |])
+    Assert.Equal(ExplainCommand("lb.toml", "https://site/app1/", "", [||], ""), Cli.parse [| "explain"; "-c"; "lb.toml"; "https://site/app1/" |])

@@ -312,18 +312,20 @@ let routingConfig: LbConfig =
               Balance = BalanceAlgorithm.RoundRobin
               Persistence = Config.defaultPersistence
               Health = Config.defaultHealth
-              Cache = false })
+              Cache = false
+              Rules = [||] })
         |> Array.ofList
       ErrorPages = [||]
       Stats = None
       Log = Config.defaultLog
       Vrrp = None
-      Cache = Config.defaultCache }
+      Cache = Config.defaultCache
+      Rules = [||] }
 
 let routingSnapshot = Snapshot routingConfig
 
 let request isHttps target : RequestFacts =
-    { IsHttps = isHttps; Host = "site.example"; Method = "GET"; RawTarget = target; ClientAddress = "192.0.2.1"; ForwardedFor = None }
+    { IsHttps = isHttps; Host = "site.example"; Method = "GET"; RawTarget = target; ClientAddress = "192.0.2.1"; ForwardedFor = None; Headers = [||] }
 
 /// A valid path under an app: what a client of app `name` sends, already in normal form.
 let pathUnder: Gen<string * string> =
@@ -442,7 +444,8 @@ let private appConfig (globalPersistence: PersistenceConfig) (globalHealth: Heal
               Balance = balance
               Persistence = persistence
               Health = health
-              Cache = cache }
+              Cache = cache
+              Rules = [||] }
     }
 
 /// A valid `[cache]`: sizes in every unit, with or without a disk store.
@@ -531,6 +534,136 @@ let vrrpConfig: Gen<VrrpConfig> =
               AuthPassword = auth }
     }
 
+// ---- Rules ----------------------------------------------------------------------------------------
+
+let private loaded (result: Result<'T, string>) =
+    match result with
+    | Ok v -> v
+    | Error e -> failwithf "generator made an invalid value: %s" e
+
+/// A regex config accepts (linear-time, no lookarounds).
+let rulePattern: Gen<Pattern> =
+    Gen.elements [ "^/api/v[0-9]+/"; "\\.php$"; "(?i)admin"; "^curl/"; "é|\\\\"; "^$" ] |> Gen.map (RequestRules.pattern >> loaded)
+
+/// Networks in both families, single hosts included.
+let cidrs: Gen<Cidr list> =
+    Gen.elements [ "10.0.0.0/8"; "192.168.1.7"; "192.0.2.0/24"; "2001:db8::/32"; "::1"; "0.0.0.0/0" ]
+    |> Gen.map (RequestRules.cidr >> loaded)
+    |> Gen.nonEmptyListOf
+    |> Gen.resize 3
+    |> Gen.map List.distinct
+
+let private valueTest: Gen<ValueTest> =
+    Gen.oneof
+        [ Gen.constant ValueTest.Present
+          Gen.elements [ "1"; "yes"; "a \"quoted\" \\ value"; "é"; "" ] |> Gen.map ValueTest.Equals
+          rulePattern |> Gen.map ValueTest.Matches ]
+
+/// A condition with nesting up to `depth` (all / any / not).
+let rec ruleCondition (depth: int) : Gen<Condition> =
+    let leaf =
+        Gen.oneof
+            [ Gen.elements [ "/admin"; "/api/"; "/"; "/a b"; "/é" ] |> Gen.map Condition.PathPrefix
+              Gen.elements [ "admin"; "beta"; "x.y"; "%2F" ] |> Gen.map Condition.PathSegment
+              rulePattern |> Gen.map Condition.PathMatches
+              Gen.elements [ "www.example.com"; "API.example.com"; "localhost"; "site.example" ] |> Gen.map Condition.Host
+              Gen.elements [ [ "GET" ]; [ "POST"; "PUT" ]; [ "PURGE" ] ] |> Gen.map Condition.Method
+              Gen.map2 (fun n t -> Condition.Header(n, t)) (Gen.elements [ "X-Beta"; "x-env"; "User-Agent" ]) valueTest
+              Gen.map2 (fun n t -> Condition.Cookie(n, t)) (Gen.elements [ "beta"; "SESSION" ]) valueTest
+              cidrs |> Gen.map Condition.Source ]
+    if depth <= 0 then
+        leaf
+    else
+        let inner = ruleCondition (depth - 1)
+        Gen.frequency
+            [ 4, leaf
+              1, Gen.nonEmptyListOf inner |> Gen.resize 3 |> Gen.map Condition.All
+              1, Gen.nonEmptyListOf inner |> Gen.resize 3 |> Gen.map Condition.Any
+              1, inner |> Gen.map Condition.Not ]
+
+/// Header edits in the order config reads them back: sets, then adds, then removes, names distinct in each.
+let headerEdits: Gen<HeaderEdit list> =
+    let names = [ "X-Env"; "X-Beta"; "Cache-Control"; "x-trace"; "X-Odd.Name!" ]
+    let values = [ "beta"; "no-store"; "a \"b\" \\ c"; "1" ]
+    let some make =
+        Gen.subListOf names
+        |> Gen.bind (fun ns -> Gen.listOfLength ns.Length (Gen.elements values) |> Gen.map (List.map2 (fun n v -> make (n, v)) ns))
+    gen {
+        let! sets = some HeaderEdit.Set
+        let! adds = some HeaderEdit.Add
+        let! removes = Gen.subListOf names |> Gen.map (List.map HeaderEdit.Remove)
+        return sets @ adds @ removes
+    }
+    |> Gen.resize 2
+
+/// A `then`: deny, redirect, or a forward that may `route` (global rules) and `pin` to `servers` of that app.
+let ruleAction (routes: (string * string list) list) (servers: string list) : Gen<RuleAction> =
+    let forward =
+        gen {
+            let! route = if routes.IsEmpty then Gen.constant None else Gen.elements (None :: (routes |> List.map Some))
+            let pinnable =
+                match route with
+                | Some(_, s) -> s
+                | None -> servers
+            let! pin = if pinnable.IsEmpty then Gen.constant [] else Gen.subListOf pinnable |> Gen.map List.distinct
+            let! request = headerEdits
+            let! response = headerEdits
+            return RuleAction.Forward { Route = route |> Option.map fst; Pin = pin; RequestHeaders = request; ResponseHeaders = response }
+        }
+    Gen.frequency
+        [ 2, Gen.elements [ 403; 404; 429; 503; 400; 599 ] |> Gen.map RuleAction.Deny
+          1,
+          Gen.map2
+              (fun s l -> RuleAction.Redirect(s, l))
+              (Gen.elements [ 301; 302; 303; 307; 308 ])
+              (Gen.elements [ "/maintenance.html"; "https://${host}/new${path}${query}"; "http://example.com/"; "${path}/" ])
+          3, forward ]
+
+/// A list of rules named as config names them (`{path}[i]`); only the last may be unconditional, as config refuses
+/// a rule after an unconditional one.
+let ruleList (path: string) (routes: (string * string list) list) (servers: string list) : Gen<Rule array> =
+    gen {
+        let! n = Gen.frequency [ 2, Gen.constant 0; 3, Gen.choose (1, 4) ]
+        let! rules =
+            [ for i in 0 .. n - 1 ->
+                  gen {
+                      let! condition =
+                          if i = n - 1 then Gen.frequency [ 1, Gen.constant Condition.Always; 5, ruleCondition 2 ] else ruleCondition 2
+                      let! action = ruleAction routes servers
+                      return { Name = $"{path}[{i}]"; When = condition; Then = action }
+                  } ]
+            |> Gen.sequenceToArray
+        return rules
+    }
+
+/// What a request shows rules: methods, hosts with and without ports, paths rules look for, headers and cookies
+/// rules read (some twice, some quoted), clients in and out of the generated networks (IPv4-mapped included).
+let ruleRequest: Gen<RuleRequest> =
+    gen {
+        let! method = Gen.elements [ "GET"; "POST"; "PUT"; "PURGE"; "get" ]
+        let! host = Gen.elements [ "www.example.com"; "API.EXAMPLE.COM:8443"; "localhost"; "[::1]:443"; "site.example" ]
+        let! path = Gen.elements [ "/"; "/admin"; "/admin/x"; "/administrator"; "/api/v2/users"; "/index.php"; "/a b/é"; "/beta/x.y"; "/%2F" ]
+        let! headers =
+            Gen.subListOf
+                [ "X-Beta", "1"
+                  "x-beta", "0"
+                  "X-Env", "beta"
+                  "User-Agent", "curl/8.5"
+                  "Cookie", "beta=yes; SESSION=1"
+                  "Cookie", "SESSION=a \"quoted\" \\ value" ]
+        let! client =
+            Gen.elements [ None; Some "10.1.2.3"; Some "192.168.1.7"; Some "::1"; Some "::ffff:10.0.0.1"; Some "2001:db8::5"; Some "203.0.113.7" ]
+        let! query = Gen.elements [ ""; "?a=1" ]
+        return
+            { Method = method
+              Host = host
+              Path = path
+              PublicPath = path
+              Query = query
+              Headers = Array.ofList headers
+              Client = client |> Option.bind RequestRules.clientAddress }
+    }
+
 /// A valid `LbConfig`: random apps, servers, balance, persistence and health (global and per app), limits,
 /// error pages, cache, stats, log and VRRP, with hostile text wherever config accepts any text.
 /// `Config.parseText (TomlRender.render c)` gives it back (the round-trip property in RenderTests).
@@ -557,6 +690,12 @@ let lbConfig: Gen<LbConfig> =
         let! appCount = Gen.choose (1, 4)
         let! names = Gen.shuffle configAppNames |> Gen.map (Array.truncate appCount)
         let! apps = names |> Array.mapi (appConfig persistence health) |> Gen.sequenceToArray
+        let serverNames (a: AppConfig) = a.Servers |> Array.map (fun s -> s.Name) |> List.ofArray
+        let! apps =
+            apps
+            |> Array.map (fun a -> ruleList $"apps.{a.Name}.rules" [] (serverNames a) |> Gen.map (fun rules -> { a with Rules = rules }))
+            |> Gen.sequenceToArray
+        let! rules = ruleList "rules" [ for a in apps -> a.Name, serverNames a ] []
         let! pages =
             Gen.shuffle Config.errorPageStatuses
             |> Gen.bind (fun all -> Gen.choose (0, all.Length) |> Gen.map (fun n -> Array.truncate n all))
@@ -582,7 +721,8 @@ let lbConfig: Gen<LbConfig> =
               Stats = stats
               Log = log
               Vrrp = vrrp
-              Cache = cache }
+              Cache = cache
+              Rules = rules }
     }
 
 /// A generated config with an app whose persistence is on, and that app's index.

@@ -35,6 +35,51 @@ public sealed class PrefixTransformer : HttpTransformer
         proxyRequest.Headers.Remove("Cookie");
         if (forward.BackendCookies.Length > 0)
             proxyRequest.Headers.TryAddWithoutValidation("Cookie", string.Join("; ", forward.BackendCookies));
+        foreach (var edit in forward.Plan.RequestEdits)
+            Apply(proxyRequest, edit);
+    }
+
+    /// <summary>A rule's request header edit; content headers (Content-Type...) live on the content.</summary>
+    private static void Apply(HttpRequestMessage request, HeaderEdit edit)
+    {
+        switch (edit)
+        {
+            case HeaderEdit.Set set:
+                request.Headers.Remove(set.name);
+                request.Content?.Headers.Remove(set.name);
+                Add(request, set.name, set.value);
+                break;
+            case HeaderEdit.Add add:
+                Add(request, add.name, add.value);
+                break;
+            case HeaderEdit.Remove remove:
+                request.Headers.Remove(remove.name);
+                request.Content?.Headers.Remove(remove.name);
+                break;
+        }
+    }
+
+    private static void Add(HttpRequestMessage request, string name, string value)
+    {
+        if (!request.Headers.TryAddWithoutValidation(name, value))
+            request.Content?.Headers.TryAddWithoutValidation(name, value);
+    }
+
+    /// <summary>A rule's response header edit, after lb's own rewrites.</summary>
+    private static void Apply(IHeaderDictionary headers, HeaderEdit edit)
+    {
+        switch (edit)
+        {
+            case HeaderEdit.Set set:
+                headers[set.name] = set.value;
+                break;
+            case HeaderEdit.Add add:
+                headers.Append(add.name, add.value);
+                break;
+            case HeaderEdit.Remove remove:
+                headers.Remove(remove.name);
+                break;
+        }
     }
 
     public override async ValueTask<bool> TransformResponseAsync(HttpContext httpContext,
@@ -55,6 +100,8 @@ public sealed class PrefixTransformer : HttpTransformer
         RewriteEach(headers, "Set-Cookie", value => Rules.Rules.RewriteSetCookie(response.Prefix, value));
         if (forward.InsertCookie)
             InsertPersistenceCookie(httpContext, forward);
+        foreach (var edit in forward.Plan.ResponseEdits)
+            Apply(headers, edit);
         return proceed;
     }
 

@@ -74,7 +74,7 @@ public sealed class ProxyEndpoint(ForwardingState state, IHttpForwarder forwarde
         };
     }
 
-    private static RequestFacts Facts(HttpContext context)
+    private RequestFacts Facts(HttpContext context)
     {
         var request = context.Request;
         var rawTarget = context.Features.Get<IHttpRequestFeature>()?.RawTarget ?? request.Path + request.QueryString;
@@ -85,7 +85,18 @@ public sealed class ProxyEndpoint(ForwardingState state, IHttpForwarder forwarde
             method: request.Method,
             rawTarget: rawTarget,
             clientAddress: context.Connection.RemoteIpAddress?.ToString() ?? "",
-            forwardedFor: forwardedFor.Count == 0 ? null : Microsoft.FSharp.Core.FSharpOption<string>.Some(forwardedFor.ToString()));
+            forwardedFor: forwardedFor.Count == 0 ? null : Microsoft.FSharp.Core.FSharpOption<string>.Some(forwardedFor.ToString()),
+            headers: state.Snapshot.RulesReadHeaders ? HeaderLines(request.Headers) : []);
+    }
+
+    /// <summary>Every request header field line as (name, value), for rules that read headers or cookies.</summary>
+    private static Tuple<string, string>[] HeaderLines(IHeaderDictionary headers)
+    {
+        var lines = new List<Tuple<string, string>>(headers.Count);
+        foreach (var (name, values) in headers)
+            foreach (var value in values)
+                lines.Add(Tuple.Create(name, value ?? ""));
+        return lines.ToArray();
     }
 
     private static Task RedirectAsync(HttpContext context, int status, string location)
@@ -167,7 +178,8 @@ public sealed class ProxyEndpoint(ForwardingState state, IHttpForwarder forwarde
     private static bool ChooseFirstServer(AppRuntime app, ForwardContext forward, string[] cookies)
     {
         // A draining server keeps its pinned clients (until its deadline); only new clients avoid it.
-        switch (Persistence.Decide(app.Config, cookies, app.UsableForPinned(DateTimeOffset.UtcNow)))
+        // A rule's `pin` narrows every choice: a cookie naming a server outside it is not honoured.
+        switch (Persistence.Decide(app.Config, cookies, Routing.RestrictToPin(forward.Plan, app.UsableForPinned(DateTimeOffset.UtcNow))))
         {
             case PersistenceChoice.Pinned pinned:
                 forward.ServerIndex = pinned.serverIndex;
@@ -177,7 +189,7 @@ public sealed class ProxyEndpoint(ForwardingState state, IHttpForwarder forwarde
             default:
                 if (cookies.Length > 0 && Lb.Rules.Stats.CookieServer(app.Config, cookies) is var pinnedTo and >= 0)
                     app.Servers[pinnedTo].Counters.Redispatch();
-                forward.ServerIndex = app.Choose(app.Usable());
+                forward.ServerIndex = app.Choose(Routing.RestrictToPin(forward.Plan, app.Usable()));
                 forward.InsertCookie = Persistence.IsOn(app.Config);
                 return forward.ServerIndex >= 0;
         }
@@ -213,7 +225,7 @@ public sealed class ProxyEndpoint(ForwardingState state, IHttpForwarder forwarde
                     await errorPages.WriteAsync(context, giveUp.status, $"{app.Config.Name}/{server.Name}: {Describe(context)}");
                     return;
                 case var other when other.IsRetryOtherServer:
-                    var next = app.ChooseForRetry(app.Usable(tried));
+                    var next = app.ChooseForRetry(Routing.RestrictToPin(forward.Plan, app.Usable(tried)));
                     if (next >= 0)
                     {
                         server.Counters.Redispatch();

@@ -53,7 +53,7 @@ public static class Commands
         return 0;
     }
 
-    public static int Explain(string path, string url, string cookie)
+    public static int Explain(string path, string url, string cookie, string[] headers, string from)
     {
         var load = ConfigFile.Load(path);
         if (!load.IsValid)
@@ -61,7 +61,7 @@ public static class Commands
             ConfigFile.PrintErrors(path, load, Console.Error);
             return 1;
         }
-        foreach (var line in Rules.Explain.DescribeUrl(Rules.Rules.Compile(load.Config), url, cookie))
+        foreach (var line in Rules.Explain.DescribeRequest(Rules.Rules.Compile(load.Config), url, cookie, headers, from))
             Console.WriteLine(line);
         return 0;
     }
