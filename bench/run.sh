@@ -458,4 +458,4 @@ python3 "$HERE/lib/report.py" --raw "$RAW" --checks "$CHECKS" --startup "$STARTU
 log "wrote $OUT in $((SECONDS - T0)) s"
 }
 
-main "$@"
+main "$@"; exit $?

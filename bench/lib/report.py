@@ -87,7 +87,8 @@ def main():
     S = {(t, s, c, n): stat(t, s, c, n) for t in targets for (s, c, n) in combos}
 
     def ratio(a, b, key="rps"):
-        if not a or not b or not b[key]:
+        # A point whose median req/s is 0 (nothing completed, e.g. all handshakes) has no data to compare.
+        if not a or not b or not b[key] or not a[key] or not a["rps"] or not b["rps"]:
             return None
         return a[key] / b[key]
 
@@ -149,26 +150,26 @@ def main():
     def per_core(other, scheme):
         # lb's req/s per core over the other's = the other's CPU us/request over lb's.
         v, l = worst([(ratio(S[(other, s, c, n)], S[("lb", s, c, n)], "cpu"), label(s, c, n)) for (s, c, n) in combos if s == scheme])
-        return f"; per core (1e6 / CPU us): worst {v:.2f}x ({l})" if v else ""
+        return f"; per core (1e6 / CPU us): worst {v:.2f}x ({l})" if v is not None else ""
 
     if "haproxy" in targets:
         v, l = worst([(ratio(S[("lb", s, c, n)], S[("haproxy", s, c, n)]), label(s, c, n)) for (s, c, n) in combos if s == "https"])
         goals.append(("HTTPS req/s >= 1.0x HAProxy terminating TLS", verdict(v is not None and v >= 1.0),
-                      (f"worst {v:.2f}x ({l})" if v else "n/a") + per_core("haproxy", "https")))
+                      (f"worst {v:.2f}x ({l})" if v is not None else "n/a") + per_core("haproxy", "https")))
     if "chain" in targets:
         v, l = worst([(ratio(S[("lb", s, c, n)], S[("chain", s, c, n)]), label(s, c, n)) for (s, c, n) in combos if s == "https"])
         goals.append(("HTTPS req/s >= 5x the Apache->HAProxy chain", verdict(v is not None and v >= 5.0),
-                      (f"worst {v:.2f}x ({l})" if v else "n/a") + per_core("chain", "https")))
+                      (f"worst {v:.2f}x ({l})" if v is not None else "n/a") + per_core("chain", "https")))
     if "haproxy" in targets:
         v, l = worst([(ratio(S[("lb", s, c, n)], S[("haproxy", s, c, n)], "cpu"), label(s, c, n)) for (s, c, n) in combos], better_high=False)
-        goals.append(("CPU per request <= HAProxy's", verdict(v is not None and v <= 1.0), f"worst {v:.2f}x HAProxy's ({l})" if v else "n/a"))
+        goals.append(("CPU per request <= HAProxy's", verdict(v is not None and v <= 1.0), f"worst {v:.2f}x HAProxy's ({l})" if v is not None else "n/a"))
         v, l = worst([(ratio(S[("lb", s, c, n)], S[("haproxy", s, c, n)]), label(s, c, n)) for (s, c, n) in combos if s == "http"])
         goals.append(("Plain HTTP req/s >= 1.0x HAProxy (keep-alive)", verdict(v is not None and v >= 1.0),
-                      (f"worst {v:.2f}x ({l})" if v else "n/a") + per_core("haproxy", "http")))
+                      (f"worst {v:.2f}x ({l})" if v is not None else "n/a") + per_core("haproxy", "http")))
         big = max(conns_list)
         if big >= 1000:
             v, l = worst([(ratio(S[("lb", s, c, big)], S[("haproxy", s, c, big)], "p99"), label(s, c, big)) for s in ("https", "http") for c in (0, 1)], better_high=False)
-            goals.append((f"p99 at {big} conns <= 0.2x HAProxy's", verdict(v is not None and v <= 0.2), f"worst {v:.2f}x ({l})" if v else "n/a"))
+            goals.append((f"p99 at {big} conns <= 0.2x HAProxy's", verdict(v is not None and v <= 0.2), f"worst {v:.2f}x ({l})" if v is not None else "n/a"))
     for n, limit in ((1000, 128), (64, 64)):
         if n in conns_list:
             rss = max(S[("lb", s, c, n)]["rss"] for s in ("https", "http") for c in (0, 1))
@@ -290,7 +291,7 @@ def main():
         cells = []
         for t, k in (("haproxy", "rps"), ("chain", "rps"), ("nginx", "rps"), ("haproxy", "cpu"), ("haproxy", "p99")):
             v = ratio(lb, S.get((t, s, c, n)), k) if (t, s, c, n) in S else None
-            cells.append(f"{v:.2f}" if v else "")
+            cells.append(f"{v:.2f}" if v is not None else "")
         w(f"| {label(s, c, n)} | " + " | ".join(cells) + " |")
     w("")
     w("## lb cold start")
@@ -313,7 +314,7 @@ def main():
     w("")
     if warmup:
         w(f"Warm-up of the last cold process: {args.warmup} s of 64-connection load in 5-s runs, alternating HTTPS and HTTP"
-          + (" (QUICK mode: shorter than the 60 s issue 7 asks; the warm figures may still be rising)." if args.quick == "1" else "."))
+          + (" (shorter than the 60 s issue 7 asks; the warm figures may still be rising)." if int(args.warmup or 0) < 60 else "."))
         w("")
         w("| s since start | scheme | req/s | CPU us/req |")
         w("|---:|---|---:|---:|")
