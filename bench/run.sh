@@ -415,10 +415,12 @@ for r in $(seq 1 "$REPEAT"); do
 done
 
 PROFILE_TXT=
+LB_ENV_MEASURED="${LB_ENV[*]}"
 if [[ $PROFILE == 1 ]] && command -v perf >/dev/null; then
   # A perf map needs the env at lb's start: restart lb with it, warm it, then sample it under HTTPS load.
   stop_lb
-  LB_ENV+=(DOTNET_PerfMapEnabled=1)
+  # W^X off so perf can attribute JIT-compiled code through /tmp/perf-PID.map (else it is "memfd:doublemapper").
+  LB_ENV+=(DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0)
   start_lb
   wait_http "https://127.0.0.1:20443$PATH_UNDER_TEST" 60 || die "lb did not restart"
   for s in $(seq 1 $(( (WARMUP + 4) / 5 ))); do run_point profile-warmup 0 lb https 0 64 5 >/dev/null; done
@@ -427,9 +429,10 @@ if [[ $PROFILE == 1 ]] && command -v perf >/dev/null; then
   run_point profile 0 lb https 0 64 "$DURATION" >/dev/null
   wait "$ppid" || true
   PROFILE_TXT=$T/profile.txt
-  perf report -i "$T/perf.data" --no-children --sort dso,sym --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' \
-    | grep -E '^ +[0-9]' | head -40 > "$PROFILE_TXT" || true
-  perf report -i "$T/perf.data" --no-children --sort dso --stdio 2>/dev/null | grep -E '^ +[0-9]' | head -15 > "$T/profile-dso.txt" || true
+  perf report -i "$T/perf.data" --no-children -g none --sort dso,sym --stdio 2>/dev/null \
+    | grep -E '^ +[0-9]' | cut -c1-160 | head -45 > "$PROFILE_TXT" || true
+  perf report -i "$T/perf.data" --no-children -g none --sort dso --stdio 2>/dev/null | grep -E '^ +[0-9]' | head -15 > "$T/profile-dso.txt" || true
+  rm -f "/tmp/perf-$LB_PID.map" "/tmp/perfinfo-$LB_PID.map"
   log "profile taken"
 fi
 
@@ -452,7 +455,7 @@ mkdir -p "$HERE/results"
 cp "$RAW" "$HERE/results/last-run.tsv"
 python3 "$HERE/lib/report.py" --raw "$RAW" --checks "$CHECKS" --startup "$STARTUP" --versions "$VERSIONS" \
   --out "$OUT" --date "$START_TS" --quick "$QUICK" --repeat "$REPEAT" --duration "$DURATION" --warmup "$WARMUP" \
-  --cold-slices "$COLD_SLICES" --lb-env "${LB_ENV[*]}" --elapsed $((SECONDS - T0)) \
+  --cold-slices "$COLD_SLICES" --lb-env "$LB_ENV_MEASURED" --elapsed $((SECONDS - T0)) \
   --profile "${PROFILE_TXT:-}" --profile-dso "$( [[ -n $PROFILE_TXT ]] && echo "$T/profile-dso.txt")" \
   --wrk "wrk -t$WRK_THREADS -c{64,1000} -d${DURATION}s --timeout 10s --latency [-H 'Cookie: SRVID=${COOKIE_APP}_2'] {https,http}://127.0.0.1:PORT$PATH_UNDER_TEST"
 log "wrote $OUT in $((SECONDS - T0)) s"
