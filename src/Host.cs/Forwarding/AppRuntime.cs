@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Lb.Host.Stats;
 using Lb.Rules;
 
@@ -7,6 +8,13 @@ namespace Lb.Host.Forwarding;
 public sealed class AppRuntime
 {
     private RoundRobinState _roundRobin = Balancing.RoundRobinInitial;
+
+    /// <summary>
+    /// The round robin of each server group a rule pins to: a group keeps its own turn, as a change of the
+    /// available set starts the round robin over (<see cref="Balancing.RoundRobin"/>), and pinned and unpinned
+    /// requests interleaved would otherwise send every unpinned one to the first server.
+    /// </summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, StrongBox<RoundRobinState>> _pinnedRoundRobins = new();
     private int _turn;
     private readonly int[] _weights;
 
@@ -64,24 +72,28 @@ public sealed class AppRuntime
     }
 
     /// <summary>The next server by the app's algorithm among usable ones, or -1 when none is.</summary>
-    public int Choose(bool[] usable) => Config.Balance switch
+    public int Choose(bool[] usable) => Choose(usable, []);
+
+    /// <summary>As <see cref="Choose(bool[])"/> for a request a rule pinned to <paramref name="pin"/> (server indexes; empty: none).</summary>
+    public int Choose(bool[] usable, int[] pin) => Config.Balance switch
     {
         var b when b.IsLeastConn => OrNone(Balancing.LeastConn(usable, _weights, ActiveCounts(), Interlocked.Increment(ref _turn))),
         var b when b.IsRandomTwoChoices => OrNone(Balancing.RandomTwoChoices(usable, _weights, ActiveCounts(), Random.Shared.Next(), Random.Shared.Next())),
-        _ => ChooseRoundRobin(usable),
+        _ when pin.Length == 0 => ChooseRoundRobin(ref _roundRobin, usable),
+        _ => ChooseRoundRobin(ref _pinnedRoundRobins.GetOrAdd(string.Join(",", pin), _ => new StrongBox<RoundRobinState>(Balancing.RoundRobinInitial)).Value!, usable),
     };
 
     /// <summary>Smooth weighted round robin; its immutable state is swapped atomically, so no lock is held.</summary>
-    private int ChooseRoundRobin(bool[] usable)
+    private int ChooseRoundRobin(ref RoundRobinState state, bool[] usable)
     {
         while (true)
         {
-            var current = Volatile.Read(ref _roundRobin);
+            var current = Volatile.Read(ref state);
             var picked = Balancing.RoundRobin(current, usable, _weights);
             if (picked is null)
                 return -1;
             var (index, next) = picked.Value;
-            if (ReferenceEquals(Interlocked.CompareExchange(ref _roundRobin, next, current), current))
+            if (ReferenceEquals(Interlocked.CompareExchange(ref state, next, current), current))
                 return index;
         }
     }

@@ -189,7 +189,7 @@ public sealed class ProxyEndpoint(ForwardingState state, IHttpForwarder forwarde
             default:
                 if (cookies.Length > 0 && Lb.Rules.Stats.CookieServer(app.Config, cookies) is var pinnedTo and >= 0)
                     app.Servers[pinnedTo].Counters.Redispatch();
-                forward.ServerIndex = app.Choose(Routing.RestrictToPin(forward.Plan, app.Usable()));
+                forward.ServerIndex = app.Choose(Routing.RestrictToPin(forward.Plan, app.Usable()), forward.Plan.Pin);
                 forward.InsertCookie = Persistence.IsOn(app.Config);
                 return forward.ServerIndex >= 0;
         }
