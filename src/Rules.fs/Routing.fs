@@ -205,23 +205,17 @@ module Routing =
             | other -> other
 
     /// The rules read for a request, in order: the global rules, then (if none matched and the path reaches an
-    /// app) that app's rules on the path within the app. Each with whether it matched and why.
+    /// app) that app's rules on the path within the app. Each with whether it matched and why. `decide` reads the
+    /// same rules in the same order without the explanations.
     let private readRules (snapshot: Snapshot) (request: RequestFacts) (path: string) (query: string) =
         let facts = ruleRequest request path query
         let globals = RequestRules.trace snapshot.Config.Rules facts
-        let routed = routeByPath snapshot request path query
-        match List.tryLast globals, routed with
-        | Some(rule, true, _), _ -> facts, routed, globals, Some rule
+        match List.tryLast globals, routeByPath snapshot request path query with
+        | Some(_, true, _), _ -> globals
         | _, Forward plan when plan.App.Rules.Length > 0 ->
             let rest, _ = splitTarget plan.BackendTarget
-            let appFacts = { facts with Path = rest }
-            let local = RequestRules.trace plan.App.Rules appFacts
-            let matched =
-                match List.tryLast local with
-                | Some(rule, true, _) -> Some rule
-                | _ -> None
-            appFacts, routed, globals @ local, matched
-        | _ -> facts, routed, globals, None
+            globals @ RequestRules.trace plan.App.Rules { facts with Path = rest }
+        | _ -> globals
 
     /// The whole decision for one request, made before any byte is forwarded. Rules (`RequestRules`) are read
     /// after the https redirect, on a request that would be proxied: the first that matches decides.
@@ -239,9 +233,24 @@ module Routing =
             | Ok _ when not request.IsHttps && snapshot.Config.Listen.PlainHttp = PlainHttpMode.RedirectToHttps ->
                 httpsRedirect snapshot.Config request
             | Ok path ->
-                match readRules snapshot request path query with
-                | facts, routed, _, Some rule -> carryOut snapshot request facts rule routed
-                | _, routed, _, None -> routed
+                let routed = routeByPath snapshot request path query
+                let appRules =
+                    match routed with
+                    | Forward plan -> plan.App.Rules
+                    | _ -> [||]
+                // No rule to read (the common case): nothing more to do per request.
+                if snapshot.Config.Rules.Length = 0 && appRules.Length = 0 then
+                    routed
+                else
+                    let facts = ruleRequest request path query
+                    match RequestRules.firstMatch snapshot.Config.Rules facts, routed with
+                    | Some rule, _ -> carryOut snapshot request facts rule routed
+                    | None, Forward plan when appRules.Length > 0 ->
+                        let appFacts = { facts with Path = fst (splitTarget plan.BackendTarget) }
+                        match RequestRules.firstMatch appRules appFacts with
+                        | Some rule -> carryOut snapshot request appFacts rule routed
+                        | None -> routed
+                    | None, _ -> routed
 
     /// `usable` (one flag per server of the plan's app) less the servers a rule's `pin` leaves out; unchanged when
     /// nothing is pinned. The shell passes every server choice through it: first pick, persistence, retries.
@@ -257,6 +266,5 @@ module Routing =
         match Paths.normalize rawPath with
         | Ok path when isValidHost request.Host && Paths.isSafeQuery query
                        && (request.IsHttps || snapshot.Config.Listen.PlainHttp = PlainHttpMode.Proxy) ->
-            let _, _, read, _ = readRules snapshot request path query
-            read
+            readRules snapshot request path query
         | _ -> []

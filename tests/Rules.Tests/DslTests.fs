@@ -41,6 +41,55 @@ let ``the three-apps sample in F# loads to the very config the TOML sample loads
     Assert.Equal(loaded fromToml, loaded fromFSharp)
 
 [<Fact>]
+let ``the rules sample in F# loads to the very config the TOML rules sample loads to`` () =
+    let samples = IO.Path.Combine(repoRoot, "samples")
+    let fromToml = Config.parseText (IO.File.ReadAllText(IO.Path.Combine(samples, "rules.toml"))) samples allFilesExist
+    Assert.Equal(loaded fromToml, loaded (ConfigDsl.parse samples allFilesExist Lb.Samples.RulesSite.site))
+
+[<Fact>]
+let ``rule mistakes in the DSL give the very errors their TOML form gives`` () =
+    let mistaken =
+        site {
+            http "127.0.0.1:8080"
+            rule (Source [ "10.1.0.0/8" ]) (Forward [ Pin [ "s1" ] ])
+            app "app1" {
+                server "s1" "10.0.0.1:80"
+                rule (PathRegex "^/(?=admin)") (Deny 403)
+                rule Always Allow
+                rule (HeaderEquals("X-Beta", "1")) (Forward [ Pin [ "s2" ]; SetRequestHeader("Host", "x") ])
+            }
+        }
+    let toml =
+        """
+[listen]
+http = "127.0.0.1:8080"
+[[rules]]
+when = { source = ["10.1.0.0/8"] }
+then = { pin = ["s1"] }
+[apps.app1]
+servers = [ { name = "s1", address = "10.0.0.1:80" } ]
+[[apps.app1.rules]]
+when = { path_regex = "^/(?=admin)" }
+then = { deny = 403 }
+[[apps.app1.rules]]
+then = { allow = true }
+[[apps.app1.rules]]
+when = { header = { name = "X-Beta", equals = "1" } }
+then = { pin = ["s2"], set_request_header = { Host = "x" } }
+"""
+    let fromDsl = errorsOf (ConfigDsl.parse "/etc/lb" allFilesExist mistaken)
+    Assert.Equal<(string * string * string) list>(said (errorsOf (Config.parseText toml "/etc/lb" allFilesExist)), said fromDsl)
+    Assert.Equal<string list>(
+        [ "apps.app1.rules[0].when.path_regex"
+          "apps.app1.rules[2]"
+          "apps.app1.rules[2].then.pin"
+          "apps.app1.rules[2].then.set_request_header.Host"
+          "rules[0].then.pin"
+          "rules[0].when.source" ],
+        fromDsl |> List.map (fun e -> e.Keyword) |> List.sort
+    )
+
+[<Fact>]
 let ``a site that names only its listener and servers gets every default, as its TOML form does`` () =
     let minimal = site { http "127.0.0.1:8080"; app "a" { server "s" "10.0.0.1:80" } }
     let toml =
