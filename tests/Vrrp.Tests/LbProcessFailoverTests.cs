@@ -215,7 +215,6 @@ public sealed class LbProcessFailoverTests(ITestOutputHelper output)
     // connections to keep working (the new master passing their segments back during a grace period, or the like),
     // not only new connections going to the new master.
     [SkippableFact]
-    [Trait("Category", "SrcBug")]
     public void Sigterm_while_a_slow_response_is_in_flight_the_response_still_reaches_the_client()
     {
         using var lab = NewLab();
@@ -341,7 +340,6 @@ public sealed class LbProcessForwardingTests(ITestOutputHelper output)
     // access log's client field) where Apache and HAProxy write 192.0.2.1. Backends that parse X-Forwarded-For as
     // IPv4 (allow lists, geo lookups, log analysis) see an IPv6 string. Fix: MapToIPv4() when IsIPv4MappedToIPv6.
     [SkippableFact]
-    [Trait("Category", "SrcBug")]
     public void On_a_wildcard_listener_X_Forwarded_For_carries_the_ipv4_client_address_not_an_ipv4_mapped_one()
     {
         Skip.If(Lab.Unavailable() is not null, Lab.Unavailable());

@@ -44,7 +44,7 @@ public sealed class ProxyEndpoint(ForwardingState state, IHttpForwarder forwarde
         var request = context.Request;
         var target = context.Features.Get<IHttpRequestFeature>()?.RawTarget ?? request.Path + request.QueryString;
         return new AccessLogEntry(
-            clientAddress: context.Connection.RemoteIpAddress?.ToString() ?? "",
+            clientAddress: ClientAddress(context),
             forwardedFor: request.Headers["X-Forwarded-For"].ToString(),
             time: trace.Time,
             method: request.Method,
@@ -74,6 +74,15 @@ public sealed class ProxyEndpoint(ForwardingState state, IHttpForwarder forwarde
         };
     }
 
+    /// <summary>
+    /// The client's address as Apache and HAProxy write it: an IPv4 client of a dual-stack `*:port` listener
+    /// arrives as `::ffff:192.0.2.1` and is written `192.0.2.1` (X-Forwarded-For, logs, stats).
+    /// </summary>
+    public static string ClientAddress(HttpContext context) =>
+        context.Connection.RemoteIpAddress is { } address
+            ? (address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address).ToString()
+            : "";
+
     private RequestFacts Facts(HttpContext context)
     {
         var request = context.Request;
@@ -84,7 +93,7 @@ public sealed class ProxyEndpoint(ForwardingState state, IHttpForwarder forwarde
             host: request.Host.Value ?? "",
             method: request.Method,
             rawTarget: rawTarget,
-            clientAddress: context.Connection.RemoteIpAddress?.ToString() ?? "",
+            clientAddress: ClientAddress(context),
             forwardedFor: forwardedFor.Count == 0 ? null : Microsoft.FSharp.Core.FSharpOption<string>.Some(forwardedFor.ToString()),
             headers: state.Snapshot.RulesReadHeaders ? HeaderLines(request.Headers) : []);
     }
@@ -169,7 +178,7 @@ public sealed class ProxyEndpoint(ForwardingState state, IHttpForwarder forwarde
         // A client is pinned to a server when it came with its cookie, or leaves with a new one.
         if ((pinned || forward.InsertCookie) && status is > 0 and < 500)
         {
-            var client = RecentClients.KeyOf(context.Connection.RemoteIpAddress?.ToString() ?? "", context.Request.Headers.UserAgent.ToString());
+            var client = RecentClients.KeyOf(ClientAddress(context), context.Request.Headers.UserAgent.ToString());
             server.Counters.Pinned.Seen(client, DateTimeOffset.UtcNow);
         }
     }

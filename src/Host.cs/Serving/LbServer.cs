@@ -88,7 +88,23 @@ public sealed class LbServer : IAsyncDisposable
         var vrrp = app.Services.GetRequiredService<VrrpService>();
         app.Services.GetRequiredService<NodeStatus>().VrrpState = () => vrrp.State == "n/a" ? null : vrrp.State;
         await vrrp.StartAsync(CancellationToken.None);
-        app.Lifetime.ApplicationStopping.Register(() => vrrp.HandOver(TimeSpan.FromSeconds(3)));
+        var state = app.Services.GetRequiredService<ForwardingState>();
+        app.Lifetime.ApplicationStopping.Register(() =>
+        {
+            // After the VIP moves, packets of connections still open here go to the new master, which resets
+            // them: a response in flight would be lost. So the master keeps serving (new requests included)
+            // until a moment with none in flight, bounded, and only then hands over with priority 0.
+            if (vrrp.State == "MASTER")
+                WaitUntilIdle(state, TimeSpan.FromSeconds(10));
+            vrrp.HandOver(TimeSpan.FromSeconds(3));
+        });
+    }
+
+    private static void WaitUntilIdle(ForwardingState state, TimeSpan bound)
+    {
+        var deadline = DateTime.UtcNow + bound;
+        while (state.GlobalSlots.CurrentCount < state.Config.Defaults.MaxConn && DateTime.UtcNow < deadline)
+            Thread.Sleep(5);
     }
 
     private static void ConfigureListeners(KestrelServerOptions kestrel, LbConfig config)
