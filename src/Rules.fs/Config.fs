@@ -1455,6 +1455,18 @@ module Config =
             let vrrp = parseVrrp errors root
             let cache = parseCache errors root baseDir
             let rules = parseRules errors root (GlobalRules apps)
+            // A global rule without `when` decides every request: no app's rules can ever be read.
+            match rules |> Array.tryFind RequestRules.isUnconditional, tryGet root "apps" with
+            | Some blocker, Some(_, _, TTable appTables) ->
+                for name, _, node in appTables.Entries do
+                    match node with
+                    | TTable t ->
+                        match tryGet { Path = $"apps.{name}"; Table = t } "rules" with
+                        | Some(_, at, _) ->
+                            addError errors $"apps.{name}.rules" at $"unreachable: global {blocker.Name} has no when and matches every request first" $"give {blocker.Name} a when, or remove these rules"
+                        | None -> ()
+                    | _ -> ()
+            | _ -> ()
             if errors.Count > 0 then
                 Error(errors |> Seq.sortBy (fun e -> e.Line, e.Column) |> List.ofSeq)
             else

@@ -620,21 +620,28 @@ let ruleAction (routes: (string * string list) list) (servers: string list) : Ge
           3, forward ]
 
 /// A list of rules named as config names them (`{path}[i]`); only the last may be unconditional, as config refuses
-/// a rule after an unconditional one.
-let ruleList (path: string) (routes: (string * string list) list) (servers: string list) : Gen<Rule array> =
+/// a rule after an unconditional one, and none when `mayEndUnconditional` is false (global rules before app rules).
+let ruleListWith (mayEndUnconditional: bool) (path: string) (routes: (string * string list) list) (servers: string list) : Gen<Rule array> =
     gen {
         let! n = Gen.frequency [ 2, Gen.constant 0; 3, Gen.choose (1, 4) ]
         let! rules =
             [ for i in 0 .. n - 1 ->
                   gen {
                       let! condition =
-                          if i = n - 1 then Gen.frequency [ 1, Gen.constant Condition.Always; 5, ruleCondition 2 ] else ruleCondition 2
+                          if i = n - 1 && mayEndUnconditional then
+                              Gen.frequency [ 1, Gen.constant Condition.Always; 5, ruleCondition 2 ]
+                          else
+                              ruleCondition 2
                       let! action = ruleAction routes servers
                       return { Name = $"{path}[{i}]"; When = condition; Then = action }
                   } ]
             |> Gen.sequenceToArray
         return rules
     }
+
+/// `ruleListWith` where the last rule may be unconditional.
+let ruleList (path: string) (routes: (string * string list) list) (servers: string list) : Gen<Rule array> =
+    ruleListWith true path routes servers
 
 /// What a request shows rules: methods, hosts with and without ports, paths rules look for, headers and cookies
 /// rules read (some twice, some quoted), clients in and out of the generated networks (IPv4-mapped included).
@@ -695,7 +702,9 @@ let lbConfig: Gen<LbConfig> =
             apps
             |> Array.map (fun a -> ruleList $"apps.{a.Name}.rules" [] (serverNames a) |> Gen.map (fun rules -> { a with Rules = rules }))
             |> Gen.sequenceToArray
-        let! rules = ruleList "rules" [ for a in apps -> a.Name, serverNames a ] []
+        // A global rule without `when` would leave every app rule unreachable, which config refuses.
+        let appsHaveRules = apps |> Array.exists (fun a -> a.Rules.Length > 0)
+        let! rules = ruleListWith (not appsHaveRules) "rules" [ for a in apps -> a.Name, serverNames a ] []
         let! pages =
             Gen.shuffle Config.errorPageStatuses
             |> Gen.bind (fun all -> Gen.choose (0, all.Length) |> Gen.map (fun n -> Array.truncate n all))

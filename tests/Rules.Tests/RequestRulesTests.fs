@@ -244,6 +244,14 @@ then = { deny = 404 }
     Assert.All(errors, fun e -> Assert.True(e.Column >= 1))
 
 [<Fact>]
+let ``a global rule without when makes every app's rules unreachable`` () =
+    let errors =
+        errorsOf
+            "[listen]\nhttp = \"127.0.0.1:8080\"\n[[rules]]\nthen = { allow = true }\n[apps.a]\nservers = [ { name = \"s\", address = \"10.0.0.1:80\" } ]\n[[apps.a.rules]]\nthen = { deny = 403 }\n[apps.b]\nservers = [ { name = \"s\", address = \"10.0.0.2:80\" } ]\n"
+    Assert.Equal<(string * int) list>([ "apps.a.rules", 7 ], errors |> List.map (fun e -> e.Keyword, e.Line))
+    Assert.Equal("unreachable: global rules[0] has no when and matches every request first", errors[0].Message)
+
+[<Fact>]
 let ``actions that cannot go together, and names that do not exist, are refused`` () =
     let keywords text = errorsOf text |> List.map (fun e -> e.Keyword, e.Message)
     let site rules =
