@@ -451,8 +451,12 @@ VERSIONS=$T/versions.txt
   echo "lb: built from $LB_SOURCE"
   echo "machine busy with other work just before the run: ${BUSY_BEFORE}% of both CPUs; waited $(cat "$T/quiet_waited") s in all for quiet (< ${QUIET_MAX:-25}% busy) before points"
 } > "$VERSIONS"
-mkdir -p "$HERE/results"
-cp "$RAW" "$HERE/results/last-run.tsv"
+# The raw rows go beside the report: bench/results/last-run.tsv for bench/RESULTS.md, else OUT with .tsv.
+if [[ $OUT -ef $HERE/RESULTS.md || $OUT == "$HERE/RESULTS.md" ]]; then
+  mkdir -p "$HERE/results"; cp "$RAW" "$HERE/results/last-run.tsv"
+else
+  cp "$RAW" "${OUT%.md}.tsv"
+fi
 python3 "$HERE/lib/report.py" --raw "$RAW" --checks "$CHECKS" --startup "$STARTUP" --versions "$VERSIONS" \
   --out "$OUT" --date "$START_TS" --quick "$QUICK" --repeat "$REPEAT" --duration "$DURATION" --warmup "$WARMUP" \
   --cold-slices "$COLD_SLICES" --lb-env "$LB_ENV_MEASURED" --elapsed $((SECONDS - T0)) \

@@ -39,7 +39,9 @@ public class RulesBenchmarks
 
     private static RequestFacts Facts(string target) => new(
         isHttps: true, host: "127.0.0.1:20443", method: "GET", rawTarget: target,
-        clientAddress: "127.0.0.1", forwardedFor: FSharpOption<string>.None);
+        clientAddress: "127.0.0.1", forwardedFor: FSharpOption<string>.None,
+        // What a browser-like client sends; Routing reads headers only when a rule needs them.
+        headers: [Tuple.Create("Host", "127.0.0.1:20443"), Tuple.Create("User-Agent", "wrk"), Tuple.Create("Cookie", "lang=en; SRVID=app2_2")]);
 
     [GlobalSetup]
     public void Setup()

@@ -79,6 +79,9 @@ def main():
             "p50": med([r["p50_ms"] for r in p]), "p99": med([r["p99_ms"] for r in p]),
             "cpu": med([r["cpu_us_per_req"] for r in p]), "rss": max(r["rss_peak_kib"] for r in p) / 1024,
             "hwm": max(r["hwm_kib"] for r in p) / 1024,
+            # Round 1 runs every 64-connection point before any 1,000-connection point; later rounds inherit the
+            # larger heap (a .NET GC does not hand memory back promptly), so the 64-connection target reads round 1.
+            "rss_r1": max((r["rss_peak_kib"] for r in p if r["round"] == 1), default=0) / 1024,
             "err": sum(r["socket_errors"] for r in p), "non2xx": sum(r["non2xx"] for r in p),
             "foreign": med([r["foreign_cpu1_pct"] for r in p]), "busy0": med([r["busy_cpu0_pct"] for r in p]),
         }
@@ -172,8 +175,10 @@ def main():
             goals.append((f"p99 at {big} conns <= 0.2x HAProxy's", verdict(v is not None and v <= 0.2), f"worst {v:.2f}x ({l})" if v is not None else "n/a"))
     for n, limit in ((1000, 128), (64, 64)):
         if n in conns_list:
-            rss = max(S[("lb", s, c, n)]["rss"] for s in ("https", "http") for c in (0, 1))
-            goals.append((f"RSS at {n} conns <= {limit} MiB", rss <= limit, f"peak {rss:.0f} MiB"))
+            key = "rss_r1" if n == min(conns_list) and len(conns_list) > 1 else "rss"
+            rss = max(S[("lb", s, c, n)][key] for s in ("https", "http") for c in (0, 1))
+            note = " (round 1, before any larger point)" if key == "rss_r1" else ""
+            goals.append((f"RSS at {n} conns <= {limit} MiB", rss <= limit, f"peak {rss:.0f} MiB{note}"))
     if warm_ref and cold_rows:
         goals.append(("Cold: >= 80% of warm within 5 s of start", best5 >= 0.8 * warm_ref["rps"],
                       f"best slice ending <= 5 s: {best5 / warm_ref['rps']:.0%} of warm; 80% reached after "
@@ -226,7 +231,8 @@ def main():
     w("- (d) nginx: TLS reverse proxy, prefix locations with `rewrite ... break`, `proxy_redirect`, `proxy_cookie_path`, "
       "upstream keep-alive; the sticky cookie emulated with maps (open-source nginx has none).")
     w("- CPU us/request: utime+stime of the target's processes (all of Apache's and HAProxy's for the chain) from /proc/PID/stat "
-      "before and after the point, divided by completed requests. RSS: the largest summed VmRSS sampled every 0.5 s during the point; "
+      "before and after the point, divided by completed requests. RSS: the largest summed VmRSS sampled every 0.5 s during the point (over all rounds, so a 64-connection point "
+      "of round 2 carries the heap grown at 1,000 connections in round 1); "
       "VmHWM (lifetime peak) in the last table.")
     allw = [r for r in rows if r["phase"] == "warm"]
     if allw:
