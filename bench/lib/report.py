@@ -2,9 +2,10 @@
 """Turns bench/run.sh's raw rows into bench/RESULTS.md.
 
 Medians over the repeats, spread as min..max, ratios on median req/s, and issue 7's targets checked.
-Two hand-kept parts of an existing RESULTS.md survive a rewrite: the notes between
-<!-- notes:begin --> / <!-- notes:end --> and the BenchmarkDotNet section that bench/rules.sh writes between
-<!-- rules:begin --> / <!-- rules:end -->.
+Parts of an existing RESULTS.md that others keep survive a rewrite: the notes between
+<!-- notes:begin --> / <!-- notes:end --> (kept at the top), the BenchmarkDotNet section that bench/rules.sh
+writes between <!-- rules:begin --> / <!-- rules:end -->, and any other <!-- NAME:begin --> / <!-- NAME:end -->
+section (such as bench/cache.sh's), kept before the rules section.
 """
 import argparse
 import csv
@@ -350,6 +351,13 @@ def main():
         w(open(args.profile).read().rstrip())
         w("```")
         w("")
+    # Sections other scripts keep in this file (e.g. bench/cache.sh's <!-- cache:begin -->) survive a rewrite.
+    if os.path.exists(args.out):
+        existing = open(args.out).read()
+        for name in re.findall(r"<!-- ([a-z0-9_-]+):begin -->", existing):
+            if name not in ("notes", "rules"):
+                w(preserved(args.out, name))
+                w("")
     w(rules or "<!-- rules:begin -->\n## Rules hot path (BenchmarkDotNet)\n\nNot run yet: `bench/rules.sh`.\n<!-- rules:end -->")
     w("")
     with open(args.out, "w") as f:
