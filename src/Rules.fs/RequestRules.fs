@@ -221,7 +221,9 @@ module RequestRules =
 
     // ---- Evaluation -----------------------------------------------------------------------------------
 
-    let private hostWithoutPort (host: string) =
+    /// `site:8443` → `site`, `[::1]:8443` → `[::1]`: the host of a Host header (RFC 9110 §7.2), for host
+    /// conditions here and the https redirect in Routing.
+    let hostWithoutPort (host: string) =
         if host.StartsWith "[" then
             match host.IndexOf ']' with
             | -1 -> host

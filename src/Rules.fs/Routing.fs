@@ -118,23 +118,13 @@ module Routing =
         && host.Length <= 255
         && host |> Seq.forall (fun c -> Char.IsAsciiLetterOrDigit c || "-._~:[]!$&'()*+,;=%".IndexOf c >= 0)
 
-    let private hostWithoutPort (host: string) =
-        if host.StartsWith "[" then
-            match host.IndexOf ']' with
-            | -1 -> host
-            | i -> host.Substring(0, i + 1)
-        else
-            match host.LastIndexOf ':' with
-            | -1 -> host
-            | i -> host.Substring(0, i)
-
     /// Apache's port-80 vhost: `https://HOST[:port]/same/path?same=query`, path and query exactly as received.
     let httpsRedirect (config: LbConfig) (request: RequestFacts) =
         let port =
             match config.Listen.Https with
             | Some e when e.Port <> 443 -> $":{e.Port}"
             | _ -> ""
-        Redirect(config.Listen.RedirectStatus, "https://" + hostWithoutPort request.Host + port + request.RawTarget, "plain HTTP is redirected to https")
+        Redirect(config.Listen.RedirectStatus, "https://" + RequestRules.hostWithoutPort request.Host + port + request.RawTarget, "plain HTTP is redirected to https")
 
     /// The plan for app `index`; `prefix` is the public prefix the backend's paths live under (`/app1`, or "" for
     /// a request a rule routed there whatever its path).
