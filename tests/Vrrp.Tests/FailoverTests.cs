@@ -41,18 +41,9 @@ public sealed class FailoverTests(ITestOutputHelper output)
         return Handover.Measure(Probe.Parse(client.Lines), at, successor);
     }
 
-    void Report(string scenario, Handover h, string reference)
-    {
-        var line = $"| {scenario} | {h.Gap?.TotalMilliseconds.ToString("0") ?? "never"} ms | {h.FailedRequests} of {h.Requests} | {reference} |";
-        output.WriteLine(line);
-        if (Environment.GetEnvironmentVariable("LB_VRRP_TIMINGS") is { Length: > 0 } file) File.AppendAllText(file, line + "\n");
-    }
+    void Report(string scenario, Handover h, string reference) => h.Report(output, "" + scenario, reference);
 
-    static void AssertGap(Handover h, TimeSpan max)
-    {
-        Assert.NotNull(h.Gap);
-        Assert.InRange(h.Gap!.Value, TimeSpan.Zero, max);
-    }
+    static void AssertGap(Handover h, TimeSpan max) => h.AssertGapWithin(max);
 
     [SkippableFact]
     public void Sigkill_of_the_lb_master_moves_the_vip_within_master_down_interval_and_a_restart_removes_the_stale_vip()

@@ -104,18 +104,9 @@ public sealed class LbProcessFailoverTests(ITestOutputHelper output)
         return string.Join(" ", runs.Select(r => $"{r.What}×{r.Count}"));
     }
 
-    void Report(string scenario, Handover h, string reference)
-    {
-        var line = $"| lb run: {scenario} | {h.Gap?.TotalMilliseconds.ToString("0") ?? "never"} ms | {h.FailedRequests} of {h.Requests} | {reference} |";
-        output.WriteLine(line);
-        if (Environment.GetEnvironmentVariable("LB_VRRP_TIMINGS") is { Length: > 0 } file) File.AppendAllText(file, line + "\n");
-    }
+    void Report(string scenario, Handover h, string reference) => h.Report(output, "lb run: " + scenario, reference);
 
-    static void AssertGap(Handover h, TimeSpan max)
-    {
-        Assert.NotNull(h.Gap);
-        Assert.InRange(h.Gap!.Value, TimeSpan.Zero, max);
-    }
+    static void AssertGap(Handover h, TimeSpan max) => h.AssertGapWithin(max);
 
     // 1. Both up: lb1 holds the VIP, and requests to the VIP are forwarded by lb1.
     [SkippableFact]

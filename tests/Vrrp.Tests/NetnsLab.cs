@@ -231,6 +231,25 @@ public sealed record Handover(long EventMs, long? FirstAnswerFromNewMs, int Fail
 {
     public TimeSpan? Gap => FirstAnswerFromNewMs is { } t ? TimeSpan.FromMilliseconds(t - EventMs) : null;
 
+    /// <summary>The row of bench/vrrp-timings.md for this handover.</summary>
+    public string TimingRow(string scenario, string reference) =>
+        $"| {scenario} | {Gap?.TotalMilliseconds.ToString("0") ?? "never"} ms | {FailedRequests} of {Requests} | {reference} |";
+
+    /// <summary>Writes the row to the test output, and to $LB_VRRP_TIMINGS when set (manual timing runs).</summary>
+    public void Report(Xunit.Abstractions.ITestOutputHelper output, string scenario, string reference)
+    {
+        var line = TimingRow(scenario, reference);
+        output.WriteLine(line);
+        if (Environment.GetEnvironmentVariable("LB_VRRP_TIMINGS") is { Length: > 0 } file) File.AppendAllText(file, line + "\n");
+    }
+
+    /// <summary>The new master answered, within <paramref name="max"/> of the event.</summary>
+    public void AssertGapWithin(TimeSpan max)
+    {
+        Xunit.Assert.NotNull(Gap);
+        Xunit.Assert.InRange(Gap!.Value, TimeSpan.Zero, max);
+    }
+
     public static Handover Measure(IReadOnlyList<Probe> probes, long eventMs, string newMaster)
     {
         var after = probes.Where(p => p.Ms >= eventMs).ToList();
