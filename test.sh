@@ -4,7 +4,7 @@
 set -uo pipefail
 cd "$(dirname "$0")"
 results=artifacts/test-results
-rm -rf "$results"
+rm -rf "$results" artifacts/reliability
 dotnet build Lb.sln -c Release -nologo -clp:ErrorsOnly 1>&2 || { echo "tests: 0 passed, 1 failed"; exit 1; }
 dotnet test Lb.sln -c Release --no-build -nologo "$@"
 status=$?
@@ -16,6 +16,12 @@ for trx in "$results"/*.trx; do
   nr=$(sed -n 's/.* notExecuted="\([0-9]*\)".*/\1/p' <<<"$line")
   passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0})); skipped=$((skipped + ${nr:-0}))
 done
+# The reliability table: rows recorded by hostile-input and fault tests (tests/Shared/Reliability.cs).
+if compgen -G "artifacts/reliability/*.tsv" >/dev/null; then
+  echo "reliability (area | what | cases | faults | requests | failed):"
+  sort artifacts/reliability/*.tsv | awk -F'\t' '{ printf "  %-9s %-70s %9s %7s %9s %6s\n", $1, $2, $3, $4, $5, $6;
+    c += $3; f += $4; r += $5; x += $6 } END { printf "  %-9s %-70s %9s %7s %9s %6s\n", "total", "", c, f, r, x }'
+fi
 # A crashed test host exits non-zero without counting a failure: count it as one.
 if [ $status -ne 0 ] && [ $failed -eq 0 ]; then failed=1; fi
 if [ "$(id -u)" = "0" ] && [ $skipped -gt 0 ]; then
