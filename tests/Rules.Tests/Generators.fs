@@ -829,3 +829,86 @@ let cacheRequestOf (appName: string) : Gen<CacheRequest> =
     }
 
 let cacheRequest: Gen<CacheRequest> = Gen.elements appNames |> Gen.bind cacheRequestOf
+
+// ---- Hostile requests (issue 8) -------------------------------------------------------------------
+
+/// Header values a hostile client sends: CR/LF/NUL injection, Unicode, empty, and oversize (64 KiB, beyond any
+/// header a browser sends).
+let hostileHeaderValue: Gen<string> =
+    Gen.frequency
+        [ 6, anyText
+          1, Gen.elements [ ""; " "; "\u0000"; "a\u0000b"; "x\r\nX-Injected: 1"; "日本語"; "😀"; "\u202Eevil" ]
+          1, Gen.map2 (fun (c: char) n -> String(c, n)) (Gen.elements [ 'a'; '%'; 'é'; '\r' ]) (Gen.choose (8_000, 32_768)) ]
+
+/// Persistence cookie values a client forges: other apps' server values (named and opaque), near misses of this
+/// app's (case, quotes, spaces, a suffix), garbage, overlong and Unicode. Which ones are this app's real values
+/// is for the property to find out, not the generator.
+let forgedPersistenceValue (ownValues: string[]) (otherValues: string[]) : Gen<string> =
+    let nearMiss (v: string) =
+        Gen.elements [ v.ToUpperInvariant(); "\"" + v + "\""; v + " "; " " + v; v + "x"; v.Substring(0, max 0 (v.Length - 1)); v + "\u0000"; v + "\r\n" ]
+    Gen.frequency
+        [ 3, Gen.elements otherValues
+          3, Gen.elements ownValues |> Gen.bind nearMiss
+          2, cookieValue
+          1, anyText
+          1, Gen.choose (4_097, 20_000) |> Gen.map (fun n -> String('A', n))
+          1, Gen.elements [ ""; "app1_1\u00A0"; "ａｐｐ１_1"; "app1_1;SRVID=app2_1"; "../app1_1"; "%61pp1_1" ]
+          1, Gen.elements ownValues ] // sometimes the real thing: the law must hold for it too
+
+/// `Cookie:` header values carrying `values` under the persistence name among hostile neighbours, split over one
+/// to three field lines (HTTP/2 may split the field, RFC 9113 §8.2.3).
+let cookieHeadersWith (name: string) (values: string list) : Gen<string[]> =
+    gen {
+        let! neighbours = hostileCookies 0 |> Gen.resize 8
+        let! pairs =
+            values
+            |> List.fold
+                (fun acc v ->
+                    acc |> Gen.bind (fun ps -> Gen.choose (0, List.length ps) |> Gen.map (fun at -> List.insertAt at { Name = name; Value = v } ps)))
+                (Gen.constant neighbours)
+        let! lines = Gen.choose (1, 3)
+        let chunk = max 1 ((pairs.Length + lines - 1) / lines)
+        let! headers = pairs |> List.chunkBySize chunk |> List.map headerOf |> Gen.sequenceToArray
+        return if headers.Length = 0 then [| "" |] else headers
+    }
+
+/// Header names a hostile client repeats or forges: the ones lb reads or sets itself, duplicated.
+let private hostileHeaderName: Gen<string> =
+    Gen.elements
+        [ "Cookie"; "cookie"; "X-Forwarded-For"; "X-Forwarded-Host"; "X-Forwarded-Prefix"; "X-Forwarded-Proto"; "Host"
+          "Transfer-Encoding"; "Content-Length"; "Connection"; "X-Env"; "X\r\nInjected"; "X\u0000Nul"; "" ]
+
+/// Request header field lines: duplicates of the headers lb cares about, with hostile values.
+let hostileHeaders: Gen<(string * string) array> =
+    Gen.zip hostileHeaderName hostileHeaderValue |> Gen.listOf |> Gen.resize 6 |> Gen.map Array.ofList
+
+/// Request targets beyond `hostilePath`: overlong paths, non-ASCII (raw and encoded), absolute-form with another
+/// host, `*`, empty, and paths with raw CR/LF/NUL a lenient parser might let through.
+let hostileTarget: Gen<string> =
+    Gen.frequency
+        [ 8, Gen.map2 (+) hostilePath query
+          1, Gen.map2 (fun app n -> "/" + app + "/" + String.replicate n "a/../") (Gen.elements appNames) (Gen.choose (1, 2_000))
+          1, Gen.map2 (fun app n -> "/" + app + "/" + String('x', n)) (Gen.elements appNames) (Gen.choose (4_000, 16_000))
+          1, Gen.elements [ "/app1/日本"; "/%E6%97%A5/app1/"; "/app1/%C0%AE%C0%AE/app2/"; "/app1/%c0%2f"; "/ａｐｐ１/x"; "/app1/\u00A0" ]
+          1, Gen.map2 (fun host path -> host + path) (Gen.elements [ "http://evil.example"; "https://127.0.0.1:1"; "HTTP://x"; "ftp://x"; "//evil" ]) hostilePath
+          1, Gen.elements [ "*"; ""; "app1/x"; "/app1/\r\nX: y"; "/app1/\u0000"; "/app1/ x"; "?/app1/" ] ]
+
+/// A whole hostile request as the shell hands it to `Routing.decide`: hostile target, Host, method, a forged
+/// X-Forwarded-For, and hostile header lines (cookies included).
+let hostileRequest: Gen<RequestFacts> =
+    gen {
+        let! isHttps = Gen.frequency [ 4, Gen.constant true; 1, Gen.constant false ]
+        let! target = hostileTarget
+        let! host = Gen.frequency [ 4, Gen.elements [ "site.example"; "site.example:8443"; "[::1]:8443"; "127.0.0.1" ]; 1, hostileHeaderValue ]
+        let! method = Gen.elements [ "GET"; "POST"; "HEAD"; "DELETE"; "PURGE"; "get"; "G\u0000T"; "" ]
+        let! xff = Gen.frequency [ 2, Gen.constant None; 1, hostileHeaderValue |> Gen.map Some ]
+        let! headers = hostileHeaders
+        return
+            { IsHttps = isHttps
+              Host = host
+              Method = method
+              RawTarget = target
+              ClientAddress = "192.0.2.1"
+              ForwardedFor = xff
+              Headers = headers }
+    }
