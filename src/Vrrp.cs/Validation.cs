@@ -65,6 +65,29 @@ public static class ReceiveValidator
         a.Count == b.Count && a.ToHashSet().SetEquals(b);
 }
 
+/// <summary>
+/// The router's receive step for one datagram, apart from its logging: a datagram the transport could not read as
+/// a VRRP IP packet (<see cref="IpPacket.TryParse"/> gave null) is counted as <see cref="DropReason.Truncated"/>,
+/// one <see cref="ReceiveValidator"/> rejects is counted under its reason, and a valid one becomes the event the
+/// state machine steps on. A dropped packet never reaches the state machine (RFC 5798 §7.1 "MUST discard").
+/// </summary>
+public static class ReceivePath
+{
+    public static (VrrpEvent.AdvertReceived? Advert, DropReason Reason) Accept(IpPacket? packet, ExpectedInstance expected, DropCounters drops)
+    {
+        if (packet is not { } p)
+        {
+            drops.Count(DropReason.Truncated);
+            return (null, DropReason.Truncated);
+        }
+        var r = ReceiveValidator.Validate(p.Payload.Span, p.Info, expected);
+        if (r.Packet is { } advert)
+            return (new VrrpEvent.AdvertReceived(advert.Priority, advert.Interval, p.Info.Source), DropReason.None);
+        drops.Count(r.Reason);
+        return (null, r.Reason);
+    }
+}
+
 /// <summary>Thread-safe count of dropped packets by reason, for stats and logs.</summary>
 public sealed class DropCounters
 {

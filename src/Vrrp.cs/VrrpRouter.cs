@@ -290,21 +290,15 @@ public sealed class VrrpRouter : IAsyncDisposable
 
     void Receive(IpPacket? packet)
     {
-        if (packet is not { } p)
+        var (advert, reason) = ReceivePath.Accept(packet, expected!, Drops);
+        if (advert is not null)
         {
-            Drops.Count(DropReason.Truncated);
+            inbox.Writer.TryWrite(advert);
             return;
         }
-        var r = ReceiveValidator.Validate(p.Payload.Span, p.Info, expected!);
-        if (r.Packet is { } advert)
-        {
-            inbox.Writer.TryWrite(new VrrpEvent.AdvertReceived(advert.Priority, advert.Interval, p.Info.Source));
-            return;
-        }
-        Drops.Count(r.Reason);
         // The first drop of each reason is worth a warning (often a misconfigured peer); the rest are counted.
-        if (Drops[r.Reason] == 1 && r.Reason is not (DropReason.OwnPacket or DropReason.UnknownVrid))
-            logger.LogWarning("VRRP vrid {Vrid}: dropped a packet from {Source}: {Reason}", options.VirtualRouterId, p.Info.Source, r.Reason);
+        if (packet is { } p && Drops[reason] == 1 && reason is not (DropReason.OwnPacket or DropReason.UnknownVrid))
+            logger.LogWarning("VRRP vrid {Vrid}: dropped a packet from {Source}: {Reason}", options.VirtualRouterId, p.Info.Source, reason);
     }
 
     // Step 3.
