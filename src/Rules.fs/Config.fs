@@ -204,13 +204,18 @@ module Config =
     /// A section that is absent: every key takes its fallback.
     let private absent path (at: Position) = { Path = path; Table = { Entries = []; At = at } }
 
+    /// `[node] reload_on_change`: reload when the config file or a TLS file changes (default false: SIGHUP only).
+    let parseReloadOnChange errors (node: Section) : bool =
+        optBool errors node "reload_on_change" |> Option.defaultValue false
+
     /// `[node] name`: this load balancer's name in logs and stats (HAProxy `node lb1`).
     let parseNode errors (root: Section) : NodeConfig =
         match optTable errors root "node" with
         | Some node ->
-            rejectUnknownKeys errors node [ "name" ]
-            { Name = optString errors node "name" |> Option.map fst |> Option.defaultValue "lb" }
-        | None -> { Name = "lb" }
+            rejectUnknownKeys errors node [ "name"; "reload_on_change" ]
+            { Name = optString errors node "name" |> Option.map fst |> Option.defaultValue "lb"
+              ReloadOnChange = parseReloadOnChange errors node }
+        | None -> { Name = "lb"; ReloadOnChange = false }
 
     /// `[listen] plain_http`: "redirect" (Apache's port-80 vhost) or "proxy" (TLS ends before lb).
     let parsePlainHttpMode errors (listen: Section) =

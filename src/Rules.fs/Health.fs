@@ -101,6 +101,17 @@ module Health =
         else
             at 0, None
 
+    /// A server's state under new thresholds after a reload: up stays up and down stays down, and the
+    /// progress made (successes towards rise, failures it can still absorb) is kept as far as the new
+    /// thresholds allow. Same thresholds: the state unchanged.
+    [<CompiledName("Rethreshold")>]
+    let rethreshold (state: HealthState, thresholds: HealthThresholds) : HealthState =
+        let old = state.thresholds
+        let health =
+            if state.health >= old.rise then thresholds.rise + min (state.health - old.rise) (thresholds.fall - 1)
+            else min state.health (thresholds.rise - 1)
+        { health = health; thresholds = thresholds }
+
     // ---- Expected status ------------------------------------------------------------------------
 
     /// The default: any 2xx or 3xx, as HAProxy's `option httpchk` accepts.

@@ -144,7 +144,9 @@ module TomlRender =
     // ---- Sections ---------------------------------------------------------------------------------
 
     let private nodeSection (node: NodeConfig) =
-        { Path = [ "node" ]; Comments = []; Lines = [ keyed "name" (str node.Name) (node.Name = "lb") ] }
+        { Path = [ "node" ]; Comments = []; Lines =
+            [ keyed "name" (str node.Name) (node.Name = "lb")
+              keyed "reload_on_change" (bool node.ReloadOnChange) (not node.ReloadOnChange) ] }
 
     let private listenSection (listen: ListenConfig) =
         { Path = [ "listen" ]

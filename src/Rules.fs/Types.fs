@@ -19,7 +19,10 @@ type PlainHttpMode =
     /// Proxy plain HTTP like the https listener, for setups where TLS ends in front of lb.
     | Proxy
 
-type NodeConfig = { Name: string }
+type NodeConfig =
+    { Name: string
+      /// `reload_on_change`: also reload when the config file (or a TLS file) changes, not only on SIGHUP.
+      ReloadOnChange: bool }
 
 type ListenConfig =
     { Http: Endpoint option

@@ -296,7 +296,7 @@ let server name port : ServerConfig =
 
 /// A config with every app of `appNames`, each with its own servers on distinct ports.
 let routingConfig: LbConfig =
-    { Node = { Name = "lb-test" }
+    { Node = { Name = "lb-test"; ReloadOnChange = false }
       Listen =
         { Http = Some { Host = "127.0.0.1"; Port = 8080 }
           Https = Some { Host = "127.0.0.1"; Port = 8443 }
@@ -677,6 +677,7 @@ let ruleRequest: Gen<RuleRequest> =
 let lbConfig: Gen<LbConfig> =
     gen {
         let! node = Gen.elements [ "lb"; "lb1"; "lb-b"; "lb \"one\"\t\\ é\u0001" ]
+        let! reloadOnChange = Gen.elements [ true; false ]
         let! http = Gen.elements [ None; Some { Host = "127.0.0.1"; Port = 18080 }; Some { Host = "*"; Port = 80 } ]
         let! https = Gen.elements [ None; Some { Host = "127.0.0.1"; Port = 18443 }; Some { Host = "::"; Port = 443 } ]
         let! https = if http.IsNone && https.IsNone then Gen.constant (Some { Host = "127.0.0.1"; Port = 18443 }) else Gen.constant https
@@ -714,7 +715,7 @@ let lbConfig: Gen<LbConfig> =
         let! log = logConfig
         let! vrrp = Gen.frequency [ 1, Gen.constant None; 1, vrrpConfig |> Gen.map Some ]
         return
-            { Node = { Name = node }
+            { Node = { Name = node; ReloadOnChange = reloadOnChange }
               Listen = { Http = http; Https = https; PlainHttp = plain; RedirectStatus = redirectStatus }
               Tls = tls
               Defaults =
@@ -732,6 +733,33 @@ let lbConfig: Gen<LbConfig> =
               Vrrp = vrrp
               Cache = cache
               Rules = rules }
+    }
+
+// ---- Reload ---------------------------------------------------------------------------------------------
+
+/// A running config and an edit of it, as an operator makes one: apps dropped, servers reordered, dropped,
+/// moved to another port or reweighted, listeners or other sections sometimes changed too.
+let reloadPair: Gen<LbConfig * LbConfig> =
+    let editServer (s: ServerConfig) =
+        Gen.frequency
+            [ 6, Gen.constant s
+              1, Gen.constant { s with Address = { s.Address with Port = s.Address.Port + 1 } }
+              1, Gen.choose (1, 9) |> Gen.map (fun w -> { s with Weight = w }) ]
+    let editApp (a: AppConfig) =
+        gen {
+            let! servers = a.Servers |> Array.map editServer |> Gen.sequenceToArray
+            let! shuffled = Gen.shuffle servers
+            let! keep = Gen.choose (1, shuffled.Length)
+            return { a with Servers = Array.truncate keep shuffled }
+        }
+    gen {
+        let! old = lbConfig
+        let! other = lbConfig
+        let! apps = old.Apps |> Array.map editApp |> Gen.sequenceToArray
+        let! keep = Gen.choose (1, apps.Length)
+        let edited = { old with Apps = Array.truncate keep apps }
+        // Sometimes a wholly different config: same app and server names, other addresses and sections.
+        return! Gen.frequency [ 4, Gen.constant (old, edited); 1, Gen.constant (old, other) ]
     }
 
 /// A generated config with an app whose persistence is on, and that app's index.

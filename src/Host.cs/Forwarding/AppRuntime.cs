@@ -20,9 +20,27 @@ public sealed class AppRuntime
 
     /// <param name="pinnedWindow">`[stats] pinned_window`, for the servers' pinned-client counts.</param>
     public AppRuntime(AppConfig config, TimeSpan? pinnedWindow = null)
+        : this(config, config.Servers.Select((_, i) => new ServerRuntime(config, i, pinnedWindow)).ToArray(), new AppCounters())
+    {
+    }
+
+    /// <summary>
+    /// The app after a reload, as <paramref name="plan"/> says: carried servers keep <paramref name="previous"/>'s
+    /// state, the others start fresh; the app's counters carry over. The balancer starts over, as its server set may differ.
+    /// </summary>
+    public AppRuntime(AppConfig config, TimeSpan? pinnedWindow, AppRuntime? previous, AppReload plan)
+        : this(config, config.Servers.Select((_, i) => plan.Servers[i] is ServerOrigin.Carried carried && previous is not null
+                ? new ServerRuntime(config, i, previous.Servers[carried.oldIndex])
+                : new ServerRuntime(config, i, pinnedWindow)).ToArray(),
+            previous?.Counters ?? new AppCounters())
+    {
+    }
+
+    private AppRuntime(AppConfig config, ServerRuntime[] servers, AppCounters counters)
     {
         Config = config;
-        Servers = config.Servers.Select((_, i) => new ServerRuntime(config, i, pinnedWindow)).ToArray();
+        Servers = servers;
+        Counters = counters;
         _weights = config.Servers.Select(s => s.Weight).ToArray();
     }
 
@@ -30,7 +48,7 @@ public sealed class AppRuntime
     public ServerRuntime[] Servers { get; }
 
     /// <summary>Requests routed to the app, the ones no server could take, responses by class.</summary>
-    public AppCounters Counters { get; } = new();
+    public AppCounters Counters { get; }
 
     /// <summary>
     /// Which servers may take a new client now (health up, admin Ready: <see cref="Admin.UsableForNew"/>), less

@@ -18,7 +18,7 @@ namespace Lb.Host.Forwarding;
 ///   5. on failure ask Rules' retry policy: same server, another server (redispatch, new cookie) or give up,
 ///   6. count the outcome for the stats and hand an access log line to the background writer.
 /// </summary>
-public sealed class ProxyEndpoint(ForwardingState state, IHttpForwarder forwarder, ErrorPages errorPages, AccessLogWriter accessLog, HttpCache cache)
+public sealed class ProxyEndpoint(ForwardingState forwarding, IHttpForwarder forwarder, ErrorPages errorPages, AccessLogWriter accessLog, HttpCache cache)
 {
     private readonly HttpTransformer _transformer = cache.Wrap(new PrefixTransformer());
 
@@ -64,10 +64,12 @@ public sealed class ProxyEndpoint(ForwardingState state, IHttpForwarder forwarde
 
     private Task DecideAsync(HttpContext context)
     {
-        var decision = Routing.Decide(state.Snapshot, Facts(context));
+        // One generation for the whole request: a reload meanwhile does not change its config halfway.
+        var state = forwarding.Current;
+        var decision = Routing.Decide(state.Snapshot, Facts(state, context));
         return decision switch
         {
-            Decision.Forward forward => ForwardAsync(context, forward.Item),
+            Decision.Forward forward => ForwardAsync(state, context, forward.Item),
             Decision.Redirect redirect => RedirectAsync(context, redirect.status, redirect.location),
             Decision.Reject reject => errorPages.WriteAsync(context, reject.Item.Status, reject.Item.Text),
             _ => errorPages.WriteAsync(context, 500, "no decision"),
@@ -83,7 +85,7 @@ public sealed class ProxyEndpoint(ForwardingState state, IHttpForwarder forwarde
             ? (address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address).ToString()
             : "";
 
-    private RequestFacts Facts(HttpContext context)
+    private static RequestFacts Facts(ForwardingGeneration state, HttpContext context)
     {
         var request = context.Request;
         var rawTarget = context.Features.Get<IHttpRequestFeature>()?.RawTarget ?? request.Path + request.QueryString;
@@ -115,7 +117,7 @@ public sealed class ProxyEndpoint(ForwardingState state, IHttpForwarder forwarde
         return Task.CompletedTask;
     }
 
-    private async Task ForwardAsync(HttpContext context, ForwardPlan plan)
+    private async Task ForwardAsync(ForwardingGeneration state, HttpContext context, ForwardPlan plan)
     {
         var app = state.Apps[plan.AppIndex];
         var trace = RequestTrace.Of(context);
@@ -154,7 +156,7 @@ public sealed class ProxyEndpoint(ForwardingState state, IHttpForwarder forwarde
             context.Request.Body = requestBody;
         try
         {
-            await ForwardWithRetriesAsync(context, app, forward, tried);
+            await ForwardWithRetriesAsync(state, context, app, forward, tried);
             if (cached is not null)
                 await cache.CompleteAsync(context, cached);
         }
@@ -204,7 +206,7 @@ public sealed class ProxyEndpoint(ForwardingState state, IHttpForwarder forwarde
         }
     }
 
-    private async Task ForwardWithRetriesAsync(HttpContext context, AppRuntime app, ForwardContext forward, bool[] tried)
+    private async Task ForwardWithRetriesAsync(ForwardingGeneration state, HttpContext context, AppRuntime app, ForwardContext forward, bool[] tried)
     {
         var defaults = state.Config.Defaults;
         var hasBody = HasBody(context);
@@ -212,7 +214,7 @@ public sealed class ProxyEndpoint(ForwardingState state, IHttpForwarder forwarde
         {
             var server = app.Servers[forward.ServerIndex];
             tried[forward.ServerIndex] = true;
-            var (queueTimedOut, error) = await SendToAsync(context, server, forward, defaults.TimeoutQueue);
+            var (queueTimedOut, error) = await SendToAsync(state, context, server, forward, defaults.TimeoutQueue);
             // The server's `maxconn` queue timed out: 503 at once (HAProxy `timeout queue`), not a failure to retry.
             if (queueTimedOut)
             {
@@ -249,7 +251,7 @@ public sealed class ProxyEndpoint(ForwardingState state, IHttpForwarder forwarde
     }
 
     /// <summary>One attempt: whether it never got a slot in the server's queue, else null on success or the kind of failure.</summary>
-    private async Task<(bool QueueTimedOut, FailureKind? Failure)> SendToAsync(HttpContext context, ServerRuntime server, ForwardContext forward, TimeSpan queueTimeout)
+    private async Task<(bool QueueTimedOut, FailureKind? Failure)> SendToAsync(ForwardingGeneration state, HttpContext context, ServerRuntime server, ForwardContext forward, TimeSpan queueTimeout)
     {
         var queued = Stopwatch.GetTimestamp();
         var entered = await server.EnterAsync(queueTimeout, context.RequestAborted);

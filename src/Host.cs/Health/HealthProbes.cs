@@ -21,22 +21,84 @@ public sealed class HealthProbes(ForwardingState state, ILogger<HealthProbes> lo
         PooledConnectionLifetime = TimeSpan.Zero,
     });
 
-    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
-        Task.WhenAll(state.Apps
-            .Where(app => app.Config.Health.Enabled)
-            .SelectMany(app => app.Servers.Select(server => ProbeLoopAsync(app, server, stoppingToken))));
+    private readonly object _gate = new();
 
-    private async Task ProbeLoopAsync(AppRuntime app, ServerRuntime server, CancellationToken stop)
+    /// <summary>One loop per server whose app checks health, keyed by the state that outlives a reload.</summary>
+    private readonly Dictionary<ServerState, Probe> _probes = [];
+    private CancellationToken _stop;
+
+    /// <summary>A running probe loop; a reload points it at the server's runtime in the new generation.</summary>
+    private sealed class Probe(AppRuntime app, ServerRuntime server, CancellationTokenSource cancel)
     {
-        var health = app.Config.Health;
+        public volatile Tuple<AppRuntime, ServerRuntime> Target = Tuple.Create(app, server);
+        public CancellationTokenSource Cancel { get; } = cancel;
+        public Task Loop { get; set; } = Task.CompletedTask;
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        _stop = stoppingToken;
+        state.Swapped += Follow;
+        Follow(state.Current);
+        try
+        {
+            await Task.Delay(Timeout.Infinite, stoppingToken);
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+        state.Swapped -= Follow;
+        Task[] loops;
+        lock (_gate)
+            loops = _probes.Values.Select(p => p.Loop).ToArray();
+        await Task.WhenAll(loops);
+    }
+
+    /// <summary>
+    /// Probes what <paramref name="generation"/> holds: a loop starts for each new server, a removed server's
+    /// loop stops, and a carried-over server's loop goes on with its rise/fall state and timing untouched.
+    /// </summary>
+    private void Follow(ForwardingGeneration generation)
+    {
+        lock (_gate)
+        {
+            if (_stop.IsCancellationRequested)
+                return;
+            var wanted = generation.Apps
+                .Where(app => app.Config.Health.Enabled)
+                .SelectMany(app => app.Servers.Select(server => (app, server)))
+                .ToDictionary(t => t.server.State);
+            foreach (var gone in _probes.Keys.Where(key => !wanted.ContainsKey(key)).ToArray())
+            {
+                _probes[gone].Cancel.Cancel();
+                _probes.Remove(gone);
+            }
+            foreach (var (key, (app, server)) in wanted)
+            {
+                if (_probes.TryGetValue(key, out var running))
+                {
+                    running.Target = Tuple.Create(app, server);
+                    continue;
+                }
+                var probe = new Probe(app, server, CancellationTokenSource.CreateLinkedTokenSource(_stop));
+                probe.Loop = ProbeLoopAsync(probe, probe.Cancel.Token);
+                _probes[key] = probe;
+            }
+        }
+    }
+
+    private async Task ProbeLoopAsync(Probe probe, CancellationToken stop)
+    {
         try
         {
             // The first check is spread over one interval so a restart doesn't probe every server at once.
-            await Task.Delay(health.Interval * Random.Shared.NextDouble(), clock, stop);
+            await Task.Delay(probe.Target.Item1.Config.Health.Interval * Random.Shared.NextDouble(), clock, stop);
             while (!stop.IsCancellationRequested)
             {
+                var (app, server) = probe.Target;
+                var health = app.Config.Health;
                 var (success, detail, status, took) = await ProbeAsync(health, server, stop);
-                Record(app, server, success, detail, status, took);
+                Record(probe.Target.Item1, probe.Target.Item2, success, detail, status, took);
                 await Task.Delay(Rules.Health.NextCheckDelay(health.Interval, health.Spread, Random.Shared.NextDouble()), clock, stop);
             }
         }

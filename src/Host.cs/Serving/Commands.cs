@@ -90,7 +90,7 @@ public static class Commands
         LbServer server;
         try
         {
-            server = await LbServer.StartAsync(load.Config);
+            server = await LbServer.StartAsync(load.Config, configPath: path);
         }
         catch (Exception e) when (e is IOException or System.Security.Cryptography.CryptographicException or UnauthorizedAccessException
                                        or System.Net.Sockets.SocketException or ArgumentException or InvalidOperationException)

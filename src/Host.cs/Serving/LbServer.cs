@@ -3,6 +3,7 @@ using System.Net;
 using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
 using Lb.Host.Caching;
+using Lb.Host.Configuration;
 using Lb.Host.Forwarding;
 using Lb.Host.Health;
 using Lb.Host.HighAvailability;
@@ -10,6 +11,7 @@ using Lb.Host.Logging;
 using Lb.Host.Stats;
 using Lb.Rules;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Yarp.ReverseProxy.Forwarder;
 
 namespace Lb.Host.Serving;
@@ -22,10 +24,12 @@ public sealed class LbServer : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private StatsServer? _stats;
+    private Reloader? _reloader;
 
     private LbServer(WebApplication app) => _app = app;
 
-    public static async Task<LbServer> StartAsync(LbConfig config, Action<ILoggingBuilder>? logging = null)
+    /// <param name="configPath">The file the config came from: given, SIGHUP (and `reload_on_change`) reload it.</param>
+    public static async Task<LbServer> StartAsync(LbConfig config, Action<ILoggingBuilder>? logging = null, string? configPath = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -34,7 +38,8 @@ public sealed class LbServer : IAsyncDisposable
                 .AddFilter("Yarp", LogLevel.Error);
         else
             logging(builder.Logging);
-        builder.WebHost.UseKestrel(kestrel => ConfigureListeners(kestrel, config));
+        var certificates = config.Tls is { } tls ? CertificateStore.Open(tls.Value) : null;
+        builder.WebHost.UseKestrel(kestrel => ConfigureListeners(kestrel, config, certificates));
         builder.Services.AddHttpForwarder();
         builder.Services.AddSingleton(new ForwardingState(config));
         builder.Services.AddSingleton<HttpCache>();
@@ -54,6 +59,11 @@ public sealed class LbServer : IAsyncDisposable
         app.Map("/{**catch-all}", endpoint.HandleAsync);
         await app.StartAsync();
         var server = new LbServer(app);
+        if (configPath is not null)
+        {
+            server._reloader = new Reloader(configPath, server.State, certificates, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger<Reloader>());
+            server._reloader.Start();
+        }
         if (config.Stats is { } stats)
         {
             try
@@ -107,7 +117,7 @@ public sealed class LbServer : IAsyncDisposable
             Thread.Sleep(5);
     }
 
-    private static void ConfigureListeners(KestrelServerOptions kestrel, LbConfig config)
+    private static void ConfigureListeners(KestrelServerOptions kestrel, LbConfig config, CertificateStore? certificates)
     {
         kestrel.AddServerHeader = false;
         // Non-ASCII header bytes (cookies of real apps have them) round-trip as UTF-8; see ForwardingState.
@@ -122,18 +132,13 @@ public sealed class LbServer : IAsyncDisposable
         kestrel.Limits.MinRequestBodyDataRate = new MinDataRate(bytesPerSecond: 240, gracePeriod: grace);
         if (config.Listen.Http is { } http)
             Listen(kestrel, http.Value, listen => listen.Protocols = HttpProtocols.Http1);
-        if (config.Listen.Https is { } https && config.Tls is { } tls)
+        if (config.Listen.Https is { } https && certificates is not null)
         {
-            var certificate = LoadCertificate(tls.Value);
             Listen(kestrel, https.Value, listen =>
             {
                 listen.Protocols = HttpProtocols.Http1AndHttp2;
-                listen.UseHttps(options =>
-                {
-                    options.ServerCertificate = certificate.Leaf;
-                    options.ServerCertificateChain = certificate.Chain;
-                    options.SslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13;
-                });
+                // Per handshake: a reload swaps the certificate without touching the listener.
+                listen.UseHttps(new TlsHandshakeCallbackOptions { OnConnection = _ => certificates.OptionsForHandshake() });
             });
         }
     }
@@ -148,18 +153,6 @@ public sealed class LbServer : IAsyncDisposable
             kestrel.Listen(IPAddress.Parse(endpoint.Host), endpoint.Port, configure);
     }
 
-    private sealed record CertificateWithChain(X509Certificate2 Leaf, X509Certificate2Collection Chain);
-
-    /// <summary>PEM cert + key as Apache's SSLCertificateFile/KeyFile; the chain file as SSLCertificateChainFile.</summary>
-    private static CertificateWithChain LoadCertificate(TlsConfig tls)
-    {
-        var leaf = X509Certificate2.CreateFromPemFile(tls.Cert, tls.Key);
-        var chain = new X509Certificate2Collection();
-        if (tls.Chain is { } chainFile)
-            chain.ImportFromPemFile(chainFile.Value);
-        return new CertificateWithChain(leaf, chain);
-    }
-
     /// <summary>The addresses Kestrel actually bound (useful when a port is 0).</summary>
     public IReadOnlyCollection<string> Addresses =>
         _app.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>()
@@ -167,6 +160,9 @@ public sealed class LbServer : IAsyncDisposable
 
     /// <summary>The runtime state (servers' health, active requests): for stats and tests, read only.</summary>
     public ForwardingState State => _app.Services.GetRequiredService<ForwardingState>();
+
+    /// <summary>Reloads of the config file lb was started with; null when it was started from a config value.</summary>
+    public Reloader? Reloader => _reloader;
 
     /// <summary>The HTTP cache of the apps with `cache = true` (its stores' sizes): for stats and tests, read only.</summary>
     public HttpCache Cache => _app.Services.GetRequiredService<HttpCache>();
@@ -178,6 +174,7 @@ public sealed class LbServer : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        _reloader?.Dispose();
         if (_stats is not null)
             await _stats.DisposeAsync();
         await _app.StopAsync();

@@ -1,0 +1,187 @@
+using System.Runtime.InteropServices;
+using Lb.Host.Forwarding;
+using Lb.Host.Serving;
+using Lb.Rules;
+
+namespace Lb.Host.Configuration;
+
+/// <summary>
+/// Zero-downtime reload: on SIGHUP (and on a change of the config file with `[node] reload_on_change`) the
+/// config file is read again and, if it loads and <see cref="Reload.Plan"/> finds nothing that needs a restart,
+/// put in force whole: a new forwarding generation and certificate, swapped with one reference write each.
+/// Otherwise nothing changes and the log says why. A change of a TLS file reloads the certificate alone.
+/// </summary>
+public sealed class Reloader : IDisposable
+{
+    /// <summary>Editors and cert tools write a file in several steps (truncate, write, rename): wait for quiet.</summary>
+    private static readonly TimeSpan Debounce = TimeSpan.FromMilliseconds(400);
+
+    private readonly string _path;
+    private readonly ForwardingState _state;
+    private readonly CertificateStore? _certificates;
+    private readonly ILogger _logger;
+    private readonly object _gate = new();
+    private readonly Timer _configChanged;
+    private readonly Timer _tlsChanged;
+    private readonly List<FileSystemWatcher> _watchers = [];
+    private PosixSignalRegistration? _sighup;
+    private int _applied;
+    private int _refused;
+
+    public Reloader(string path, ForwardingState state, CertificateStore? certificates, ILogger logger)
+    {
+        _path = Path.GetFullPath(path);
+        _state = state;
+        _certificates = certificates;
+        _logger = logger;
+        _configChanged = new Timer(_ => Reload("config file changed"));
+        _tlsChanged = new Timer(_ => ReloadCertificate("TLS file changed"));
+    }
+
+    /// <summary>Reloads applied since start.</summary>
+    public int Applied => Volatile.Read(ref _applied);
+
+    /// <summary>Reloads refused since start (the running config stayed).</summary>
+    public int Refused => Volatile.Read(ref _refused);
+
+    /// <summary>The last outcome, one line, for stats ("none yet" before the first).</summary>
+    public string LastOutcome { get; private set; } = "none yet";
+
+    /// <summary>Listens for SIGHUP and starts watching the files the running config names.</summary>
+    public void Start()
+    {
+        // Cancel: SIGHUP's default action would end the process.
+        _sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, signal =>
+        {
+            signal.Cancel = true;
+            ThreadPool.QueueUserWorkItem(_ => Reload("SIGHUP"));
+        });
+        Watch(_state.Config);
+    }
+
+    /// <summary>
+    /// Reads the config file and applies it whole, or refuses it whole and logs why. Returns whether it was
+    /// applied. Reloads run one at a time, in the order they were asked for.
+    /// </summary>
+    public bool Reload(string reason)
+    {
+        lock (_gate)
+        {
+            var load = ConfigFile.Load(_path);
+            if (!load.IsValid)
+                return Refuse(reason, $"{load.Errors.Length} error(s) in {_path}", load.Errors.Select(e => $"{_path}:{e}"));
+            var running = _state.Current;
+            var plan = Rules.Reload.Plan(running.Config, load.Config);
+            if (!plan.CanApply)
+                return Refuse(reason, "a change needs a restart", plan.Refused);
+            var certificate = load.Config.Tls is { } tls && _certificates is not null ? CertificateStore.Load(tls.Value) : (null, "");
+            if (load.Config.Tls is not null && _certificates is not null && certificate.Context is null)
+                return Refuse(reason, "the new certificate cannot be used", [certificate.Error]);
+            var next = running.Next(load.Config, plan);
+            _state.Swap(next);
+            if (certificate.Context is not null)
+                _certificates!.Swap(certificate.Context);
+            Watch(load.Config);
+            Interlocked.Increment(ref _applied);
+            LastOutcome = $"#{next.Number} applied ({reason}): {Rules.Reload.Summary(plan)}; {ServerSummary(plan)}";
+            // Warning: the default console level, so every reload shows in the journal.
+            _logger.LogWarning("reload {Outcome}", LastOutcome);
+            return true;
+        }
+    }
+
+    /// <summary>Loads the running config's certificate files again; a broken one is refused and the old one kept.</summary>
+    public bool ReloadCertificate(string reason)
+    {
+        lock (_gate)
+        {
+            if (_state.Config.Tls is not { } tls || _certificates is null)
+                return false;
+            var (context, error) = CertificateStore.Load(tls.Value);
+            if (context is null)
+            {
+                _logger.LogError("certificate reload refused ({Reason}); the running certificate stays: {Error}", reason, error);
+                return false;
+            }
+            _certificates.Swap(context);
+            _logger.LogWarning("certificate reloaded ({Reason}): {Subject}, valid until {NotAfter:u}", reason, context.TargetCertificate.Subject, context.TargetCertificate.NotAfter.ToUniversalTime());
+            return true;
+        }
+    }
+
+    private bool Refuse(string reason, string why, IEnumerable<string> details)
+    {
+        foreach (var detail in details)
+            _logger.LogError("{Detail}", detail);
+        Interlocked.Increment(ref _refused);
+        LastOutcome = $"refused ({reason}): {why}; the running config stays";
+        _logger.LogError("reload {Outcome}", LastOutcome);
+        return false;
+    }
+
+    private static string ServerSummary(ReloadPlan plan)
+    {
+        var servers = plan.Apps.SelectMany(a => a.Servers).ToArray();
+        var carried = servers.Count(s => s.IsCarried);
+        return $"servers: {carried} carried over, {servers.Length - carried} new";
+    }
+
+    /// <summary>
+    /// Watches the TLS files always (a renewed certificate is picked up), and the config file when
+    /// `reload_on_change` is on. Each event restarts its debounce timer.
+    /// </summary>
+    private void Watch(LbConfig config)
+    {
+        foreach (var watcher in _watchers)
+            watcher.Dispose();
+        _watchers.Clear();
+        if (config.Node.ReloadOnChange)
+            _watchers.Add(WatchFile(_path, _configChanged));
+        if (config.Tls is { } tls)
+        {
+            var files = new List<string> { tls.Value.Cert, tls.Value.Key };
+            if (tls.Value.Chain is { } chain)
+                files.Add(chain.Value);
+            _watchers.AddRange(files.Select(Path.GetFullPath).Distinct().Select(file => WatchFile(file, _tlsChanged)));
+        }
+    }
+
+    private static FileSystemWatcher WatchFile(string file, Timer debounce)
+    {
+        // The folder, filtered by name: editors and cert tools often replace the file by a rename.
+        var watcher = new FileSystemWatcher(Path.GetDirectoryName(file)!, Path.GetFileName(file))
+        {
+            NotifyFilter = NotifyFilters.LastWrite | NotifyFilters.FileName | NotifyFilters.Size | NotifyFilters.CreationTime,
+        };
+        watcher.Changed += (_, _) => Restart(debounce);
+        watcher.Created += (_, _) => Restart(debounce);
+        watcher.Renamed += (_, _) => Restart(debounce);
+        watcher.EnableRaisingEvents = true;
+        return watcher;
+    }
+
+    private static void Restart(Timer debounce)
+    {
+        try
+        {
+            debounce.Change(Debounce, Timeout.InfiniteTimeSpan);
+        }
+        catch (ObjectDisposedException)
+        {
+            // An event that arrived while lb stops.
+        }
+    }
+
+    public void Dispose()
+    {
+        _sighup?.Dispose();
+        lock (_gate)
+        {
+            foreach (var watcher in _watchers)
+                watcher.Dispose();
+            _watchers.Clear();
+        }
+        _configChanged.Dispose();
+        _tlsChanged.Dispose();
+    }
+}
