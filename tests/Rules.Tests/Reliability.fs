@@ -21,4 +21,4 @@ let record (area: string) (what: string) (cases: int64) (faults: int64) (request
     let folder = Path.Combine(repositoryRoot (), "artifacts", "reliability")
     Directory.CreateDirectory folder |> ignore
     let row = String.Join("\t", area, what.Replace('\t', ' '), cases, faults, requests, failed)
-    lock gate (fun () -> File.AppendAllText(Path.Combine(folder, area + ".tsv"), row + "\n"))
+    lock gate (fun () -> File.AppendAllText(Path.Combine(folder, area.Replace('/', '_') + ".tsv"), row + "\n"))

@@ -19,7 +19,7 @@ public static class Reliability
         Directory.CreateDirectory(folder);
         var row = string.Join('\t', area, what.Replace('\t', ' '), cases, faults, requests, failed);
         lock (Gate)
-            File.AppendAllText(Path.Combine(folder, $"{area}.tsv"), row + "\n");
+            File.AppendAllText(Path.Combine(folder, $"{area.Replace('/', '_')}.tsv"), row + "\n");
     }
 
     private static readonly object Gate = new();
