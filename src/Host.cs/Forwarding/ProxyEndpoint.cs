@@ -64,6 +64,13 @@ public sealed class ProxyEndpoint(ForwardingState forwarding, IHttpForwarder for
 
     private Task DecideAsync(HttpContext context)
     {
+        // RFC 9110 §15.5.14: a body declared larger than the listener takes (Kestrel's MaxRequestBodySize) is refused
+        // with 413 before anything is forwarded; Kestrel would only notice while the body streams to a backend.
+        if (context.Request.ContentLength > context.Features.Get<IHttpMaxRequestBodySizeFeature>()?.MaxRequestBodySize)
+        {
+            context.Response.Headers.Connection = "close";
+            return errorPages.WriteAsync(context, StatusCodes.Status413PayloadTooLarge, "the request body is larger than lb accepts");
+        }
         // One generation for the whole request: a reload meanwhile does not change its config halfway.
         var state = forwarding.Current;
         var decision = Routing.Decide(state.Snapshot, Facts(state, context));
