@@ -940,3 +940,18 @@ let hostileRequest: Gen<RequestFacts> =
               ForwardedFor = xff
               Headers = headers }
     }
+
+// ---- Privileges -------------------------------------------------------------------------------------
+
+/// `net.ipv4.ip_unprivileged_port_start`: 0 (every port free), the listeners' ports and their neighbours, the
+/// kernel's 1024, and above every generated port.
+let unprivilegedPortStart: Gen<int> =
+    Gen.frequency [ 3, Gen.elements [ 0; 80; 81; 443; 444; 1024; 18080; 18443; 65535 ]; 1, Gen.choose (0, 65535) ]
+
+/// A CapEff mask: any subset of lb's three capabilities, plus unrelated bits (CAP_CHOWN 0, CAP_SYS_ADMIN 21, high bits).
+let capabilityMask: Gen<uint64> =
+    gen {
+        let! ours = Gen.subListOf [ 10; 12; 13 ]
+        let! others = Gen.subListOf [ 0; 1; 11; 14; 21; 40 ]
+        return ours @ others |> List.fold (fun mask bit -> mask ||| (1UL <<< bit)) 0UL
+    }

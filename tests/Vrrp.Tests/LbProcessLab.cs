@@ -319,7 +319,7 @@ public sealed class LbProcessLab : IDisposable
         : System.Reflection.CustomAttributeExtensions.GetCustomAttributes<System.Reflection.AssemblyMetadataAttribute>(typeof(LbProcessLab).Assembly)
               .FirstOrDefault(a => a.Key == "LbDll")?.Value
           ?? throw new InvalidOperationException("no LbDll metadata: build tests/Vrrp.Tests with its csproj");
-    static string Dotnet => Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } p ? p : "dotnet";
+    public static string Dotnet => Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } p ? p : "dotnet";
 
     /// <summary>
     /// The config of one node: plain HTTP on *:8080 (TLS ends before lb), app1 → the backend, no access log, and a
@@ -360,13 +360,17 @@ public sealed class LbProcessLab : IDisposable
         return path;
     }
 
-    /// <summary>`ip netns exec NS dotnet lb.dll run -c FILE` (ip execs it: the PID is lb's); waits until it serves.</summary>
-    public LabProcess StartLb(string node, string config, string? label = null)
+    /// <summary>
+    /// `ip netns exec NS dotnet lb.dll run -c FILE` (ip execs it: the PID is lb's); waits until it serves. With
+    /// <paramref name="asUser"/>, lb runs as that user through setpriv (which execs too) and the config is its own file.
+    /// </summary>
+    public LabProcess StartLb(string node, string config, string? label = null, Lb.Tests.UnprivilegedLb? asUser = null)
     {
-        var path = WriteConfig(node, config);
+        var path = asUser?.WriteFile($"{node}.toml", config) ?? WriteConfig(node, config);
         if (!File.Exists(LbDll)) throw new FileNotFoundException("lb is not built", LbDll);
         var psi = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in (string[])["netns", "exec", NsOf(node), Dotnet, LbDll, "run", "-c", path]) psi.ArgumentList.Add(a);
+        IEnumerable<string> lb = asUser?.Command(Dotnet, ["run", "-c", path]) ?? [Dotnet, LbDll, "run", "-c", path];
+        foreach (var a in new[] { "netns", "exec", NsOf(node) }.Concat(lb)) psi.ArgumentList.Add(a);
         var p = new LabProcess(label ?? node, Process.Start(psi)!, output);
         processes.Add(p);
         p.Capture();
@@ -386,9 +390,9 @@ public sealed class LbProcessLab : IDisposable
     /// Sends GETs straight to <paramref name="nodeIp"/> until 5 in a row succeed fast (at most 100 tries), so the
     /// first request after a failover does not pay for JIT compilation of the proxy path.
     /// </summary>
-    public bool WarmUp(string nodeIp)
+    public bool WarmUp(string nodeIp, int port = Port)
     {
-        var target = new IPEndPoint(IPAddress.Parse(nodeIp), Port);
+        var target = new IPEndPoint(IPAddress.Parse(nodeIp), port);
         int inARow = 0;
         for (int i = 0; i < 100 && inARow < 5; i++)
         {

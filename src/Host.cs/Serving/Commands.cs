@@ -87,6 +87,11 @@ public static class Commands
             ConfigFile.PrintErrors(path, load, Console.Error);
             return 1;
         }
+        if (PrivilegeCheck.Problems(load.Config) is { Length: > 0 } missing)
+        {
+            foreach (var line in missing) Console.Error.WriteLine(line);
+            return 1;
+        }
         LbServer server;
         try
         {
