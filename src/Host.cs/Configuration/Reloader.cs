@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using Lb.Host.Forwarding;
 using Lb.Host.Serving;
+using Lb.Host.Stats;
 using Lb.Rules;
 
 namespace Lb.Host.Configuration;
@@ -25,11 +26,13 @@ public sealed class Reloader : IDisposable
     private readonly Timer _tlsChanged;
     private readonly List<FileSystemWatcher> _watchers = [];
     private PosixSignalRegistration? _sighup;
-    private int _applied;
-    private int _refused;
 
-    public Reloader(string path, ForwardingState state, CertificateStore? certificates, ILogger logger)
+    private readonly NodeStatus? _node;
+
+    /// <param name="node">Where the stats page and metrics read reload outcomes from; null: not shown.</param>
+    public Reloader(string path, ForwardingState state, CertificateStore? certificates, ILogger logger, NodeStatus? node = null)
     {
+        _node = node;
         _path = Path.GetFullPath(path);
         _state = state;
         _certificates = certificates;
@@ -37,12 +40,6 @@ public sealed class Reloader : IDisposable
         _configChanged = new Timer(_ => Reload("config file changed"));
         _tlsChanged = new Timer(_ => ReloadCertificate("TLS file changed"));
     }
-
-    /// <summary>Reloads applied since start.</summary>
-    public int Applied => Volatile.Read(ref _applied);
-
-    /// <summary>Reloads refused since start (the running config stayed).</summary>
-    public int Refused => Volatile.Read(ref _refused);
 
     /// <summary>The last outcome, one line, for stats ("none yet" before the first).</summary>
     public string LastOutcome { get; private set; } = "none yet";
@@ -82,8 +79,8 @@ public sealed class Reloader : IDisposable
             if (certificate.Context is not null)
                 _certificates!.Swap(certificate.Context);
             Watch(load.Config);
-            Interlocked.Increment(ref _applied);
             LastOutcome = $"#{next.Number} applied ({reason}): {Rules.Reload.Summary(plan)}; {ServerSummary(plan)}";
+            _node?.RecordReload(true, LastOutcome, DateTimeOffset.UtcNow);
             // Warning: the default console level, so every reload shows in the journal.
             _logger.LogWarning("reload {Outcome}", LastOutcome);
             return true;
@@ -113,8 +110,8 @@ public sealed class Reloader : IDisposable
     {
         foreach (var detail in details)
             _logger.LogError("{Detail}", detail);
-        Interlocked.Increment(ref _refused);
         LastOutcome = $"refused ({reason}): {why}; the running config stays";
+        _node?.RecordReload(false, LastOutcome, DateTimeOffset.UtcNow);
         _logger.LogError("reload {Outcome}", LastOutcome);
         return false;
     }

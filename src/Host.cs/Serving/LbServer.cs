@@ -61,7 +61,7 @@ public sealed class LbServer : IAsyncDisposable
         var server = new LbServer(app);
         if (configPath is not null)
         {
-            server._reloader = new Reloader(configPath, server.State, certificates, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger<Reloader>());
+            server._reloader = new Reloader(configPath, server.State, certificates, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger<Reloader>(), server.Node);
             server._reloader.Start();
         }
         if (config.Stats is { } stats)

@@ -2,7 +2,7 @@ namespace Lb.Host.Stats;
 
 /// <summary>
 /// What the stats page says about this node besides its servers: when it started, its VRRP state (set by
-/// whoever runs VRRP; null when VRRP is not configured, shown as "n/a") and the latest admin actions.
+/// whoever runs VRRP; null when VRRP is not configured, shown as "n/a"), the latest admin actions and reloads.
 /// </summary>
 public sealed class NodeStatus
 {
@@ -17,6 +17,22 @@ public sealed class NodeStatus
     {
         get => Volatile.Read(ref _vrrpState);
         set => Volatile.Write(ref _vrrpState, value);
+    }
+
+    private long _reloadsApplied;
+    private long _reloadsRefused;
+
+    /// <summary>Config reloads put in force since start.</summary>
+    public long ReloadsApplied => Interlocked.Read(ref _reloadsApplied);
+
+    /// <summary>Config reloads refused since start (the running config stayed).</summary>
+    public long ReloadsRefused => Interlocked.Read(ref _reloadsRefused);
+
+    /// <summary>Counts a reload's outcome and lists it with the admin actions, so the page shows the last ones.</summary>
+    public void RecordReload(bool applied, string outcome, DateTimeOffset now)
+    {
+        Interlocked.Increment(ref applied ? ref _reloadsApplied : ref _reloadsRefused);
+        RecordAction($"{now.UtcDateTime:yyyy-MM-dd HH:mm:ss}Z reload {outcome}");
     }
 
     public void RecordAction(string line)

@@ -23,12 +23,14 @@ public sealed class StatsMetrics
 
     private readonly Gauge _up, _status, _weight, _sessions, _sessionsMax, _queue, _pinned, _checkDuration, _checkStatus, _health, _since;
     private readonly Counter _sessionsTotal, _bytesIn, _bytesOut, _responses, _hits, _redispatches, _checks;
-    private readonly Counter _appRequests, _appNoServer, _appResponses, _logDropped;
+    private readonly Counter _appRequests, _appNoServer, _appResponses, _logDropped, _reloads;
+    private readonly NodeStatus? _node;
 
-    public StatsMetrics(Func<ForwardingState> state, AccessLogWriter? accessLog)
+    public StatsMetrics(Func<ForwardingState> state, AccessLogWriter? accessLog, NodeStatus? node = null)
     {
         _state = state;
         _accessLog = accessLog;
+        _node = node;
         var f = Metrics.WithCustomRegistry(_registry);
         string[] withState = ["app", "server", "state"];
         string[] withCode = ["app", "server", "code"];
@@ -55,6 +57,7 @@ public sealed class StatsMetrics
         _appNoServer = f.CreateCounter("lb_app_no_server_total", "Requests answered 503 because no server of the app was usable.", ["app"]);
         _appResponses = f.CreateCounter("lb_app_responses_total", "The app's responses by status class.", ["app", "code"]);
         _logDropped = f.CreateCounter("lb_access_log_dropped_total", "Access log lines dropped because the writer could not keep up.");
+        _reloads = f.CreateCounter("lb_reloads_total", "Config reloads (SIGHUP or file change) by result: applied or refused.", ["result"]);
         _registry.AddBeforeCollectCallback(Update);
     }
 
@@ -105,5 +108,10 @@ public sealed class StatsMetrics
         }
         if (_accessLog is not null)
             _logDropped.IncTo(_accessLog.Dropped);
+        if (_node is not null)
+        {
+            _reloads.WithLabels("applied").IncTo(_node.ReloadsApplied);
+            _reloads.WithLabels("refused").IncTo(_node.ReloadsRefused);
+        }
     }
 }

@@ -40,7 +40,7 @@ public sealed class StatsServer : IAsyncDisposable
                 kestrel.Listen(IPAddress.Parse(endpoint.Host), endpoint.Port);
         });
         var app = builder.Build();
-        var handlers = new Handlers(config, state, node, new StatsMetrics(state, accessLog), new BasicAuth(config), logger);
+        var handlers = new Handlers(config, state, node, new StatsMetrics(state, accessLog, node), new BasicAuth(config), logger);
         app.Use(handlers.GuardAsync);
         app.MapGet("/", handlers.PageAsync);
         app.MapGet("/stats.json", handlers.JsonAsync);

@@ -1,5 +1,6 @@
 using Lb.Host.Configuration;
 using Lb.Host.Demo;
+using Lb.Host.Stats;
 using Lb.Host.Tests.Support;
 using Lb.Rules;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -100,7 +101,8 @@ public sealed class ReloadStateTests : IAsyncLifetime
         lb.Server("one", "one_1").SetAdmin(Admin.Maint, DateTimeOffset.UtcNow);
 
         Rewrite(lb, Health + "[apps.one]\n" + Servers(("one_1", moved.Address)));
-        using var reloader = ReloaderOf(lb);
+        var node = new NodeStatus();
+        using var reloader = new Reloader(Path.Combine(lb.Folder, "lb.toml"), lb.State, null, NullLogger.Instance, node);
         Assert.True(reloader.Reload("test"), reloader.LastOutcome);
 
         var server = lb.Server("one", "one_1");
@@ -108,6 +110,17 @@ public sealed class ReloadStateTests : IAsyncLifetime
         Assert.Equal("UP", server.Status.ToString());
         Assert.Equal(0, server.Counters.SessionsTotal);
         Assert.Equal("one_1", (await lb.GetAsync("/one/x")).Echo.Server);
+
+        // The outcome reaches the stats page's recent actions and the metrics.
+        Rewrite(lb, "[apps.one]\n" + Servers(("one_1", moved.Address)) + "bad = 1\n");
+        Assert.False(reloader.Reload("test"));
+        Assert.Equal((1, 1), (node.ReloadsApplied, node.ReloadsRefused));
+        Assert.Contains(node.RecentActions(), a => a.EndsWith("reload #2 applied (test): changed: one; servers: 0 carried over, 1 new"));
+        using var metrics = new MemoryStream();
+        await new StatsMetrics(() => lb.State, null, node).WriteAsync(metrics, CancellationToken.None);
+        var text = System.Text.Encoding.UTF8.GetString(metrics.ToArray());
+        Assert.Contains("lb_reloads_total{result=\"applied\"} 1", text);
+        Assert.Contains("lb_reloads_total{result=\"refused\"} 1", text);
     }
 
     public async Task DisposeAsync()
