@@ -264,6 +264,10 @@ module ConfigDsl =
     let maxConn (n: int) = siteKey [ "defaults" ] "maxconn" (integer n)
     /// `[defaults] timeout_queue` (default 5s).
     let timeoutQueue (d: TimeSpan) = siteKey [ "defaults" ] "timeout_queue" (duration d)
+    /// `[defaults] retry_on_timeout` (default false).
+    let retryOnTimeout (on: bool) = siteKey [ "defaults" ] "retry_on_timeout" (TomlValue.Boolean on)
+    /// `[defaults] timeout_shutdown` (default 30s).
+    let timeoutShutdown (d: TimeSpan) = siteKey [ "defaults" ] "timeout_shutdown" (duration d)
 
     /// `[errors] STATUS = "FILE"`: a page file (relative to the site's base folder) replacing a built-in page.
     let errorPage (status: int) (file: string) = siteKey [ "errors" ] (string status) (str file)

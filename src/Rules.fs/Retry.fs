@@ -34,10 +34,12 @@ module Retry =
 
     /// The decision after a failed attempt. `failuresSoFar` counts the attempts that failed, this one included
     /// (1 after the first; lower values count as 1); `retries` is the config's (negative counts as 0).
-    /// - TimedOut → GiveUp 504: the server may still be working on it, a replay would run it twice
-    ///   (RFC 9110 §15.6.5 Gateway Timeout), and a retry would double the client's wait.
-    /// - more failures than `retries` → GiveUp 502 (RFC 9110 §15.6.3 Bad Gateway). 503 stays the shell's
-    ///   answer when no server is usable at all.
+    /// - TimedOut → GiveUp 504 (RFC 9110 §15.6.5 Gateway Timeout): the server may still be working on it, a
+    ///   replay would run it twice, and a retry adds `timeout_server` to the client's wait. With
+    ///   `retryOnTimeout` (HAProxy `retry-on response-timeout`) it is treated as RequestFailed below, and still
+    ///   answers 504 when it is not replayed.
+    /// - more failures than `retries` → GiveUp 502 (RFC 9110 §15.6.3 Bad Gateway), or 504 after a timeout. 503
+    ///   stays the shell's answer when no server is usable at all.
     /// - ConnectFailed → retry: nothing was sent, so any method and any body may go again.
     /// - RequestFailed → retry only a request without body whose method is idempotent (RFC 9110 §9.2.2: a
     ///   proxy "SHOULD NOT automatically retry a request with a non-idempotent method"); a request with a body
@@ -45,12 +47,19 @@ module Retry =
     /// A retry goes to another server with `redispatch` (RetryOtherServer), else to the same (RetrySameServer).
     [<CompiledName("Decide")>]
     let decide
-        (failuresSoFar: int, retries: int, redispatch: bool, method: string, hasBody: bool, kind: FailureKind)
+        (failuresSoFar: int,
+         retries: int,
+         redispatch: bool,
+         retryOnTimeout: bool,
+         method: string,
+         hasBody: bool,
+         kind: FailureKind)
         : RetryDecision =
         let again = if redispatch then RetryOtherServer else RetrySameServer
+        let failed = if kind = FailureKind.TimedOut then GiveUp 504 else GiveUp 502
         match kind with
-        | FailureKind.TimedOut -> GiveUp 504
-        | _ when max 1 failuresSoFar > max 0 retries -> GiveUp 502
+        | FailureKind.TimedOut when not retryOnTimeout -> failed
+        | _ when max 1 failuresSoFar > max 0 retries -> failed
         | FailureKind.ConnectFailed -> again
-        | FailureKind.RequestFailed when not hasBody && isIdempotent method -> again
-        | FailureKind.RequestFailed -> GiveUp 502
+        | _ when not hasBody && isIdempotent method -> again
+        | _ -> failed

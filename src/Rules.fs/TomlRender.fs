@@ -178,7 +178,9 @@ module TomlRender =
               keyed "timeout_client" (duration d.TimeoutClient) (d.TimeoutClient = x.TimeoutClient)
               keyed "timeout_server" (duration d.TimeoutServer) (d.TimeoutServer = x.TimeoutServer)
               keyed "maxconn" (int d.MaxConn) (d.MaxConn = x.MaxConn)
-              keyed "timeout_queue" (duration d.TimeoutQueue) (d.TimeoutQueue = x.TimeoutQueue) ] }
+              keyed "timeout_queue" (duration d.TimeoutQueue) (d.TimeoutQueue = x.TimeoutQueue)
+              keyed "retry_on_timeout" (bool d.RetryOnTimeout) (d.RetryOnTimeout = x.RetryOnTimeout)
+              keyed "timeout_shutdown" (duration d.TimeoutShutdown) (d.TimeoutShutdown = x.TimeoutShutdown) ] }
 
     let private persistenceLines (p: PersistenceConfig) =
         let x = Config.defaultPersistence

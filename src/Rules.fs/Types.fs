@@ -46,7 +46,12 @@ type DefaultsConfig =
       /// HAProxy global `maxconn`: requests in flight across lb; the excess waits in a queue.
       MaxConn: int
       /// HAProxy `timeout queue`: how long a queued request waits for a slot before it gets 503.
-      TimeoutQueue: TimeSpan }
+      TimeoutQueue: TimeSpan
+      /// HAProxy `retry-on response-timeout`: an idempotent request without body whose server stayed silent
+      /// past `timeout_server` is sent again (off by default: the server may have acted on it).
+      RetryOnTimeout: bool
+      /// HAProxy `hard-stop-after`: how long a stopping lb lets in-flight requests finish before it cuts them.
+      TimeoutShutdown: TimeSpan }
 
 /// How an app picks a server for a request that is not pinned (HAProxy `balance`).
 [<RequireQualifiedAccess>]

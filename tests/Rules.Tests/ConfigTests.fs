@@ -183,6 +183,17 @@ let ``a config without the new keys gets issue 3's defaults`` () =
     Assert.Empty(config.ErrorPages)
 
 [<Fact>]
+let ``retry_on_timeout is off and timeout_shutdown 30s unless written, and each names itself in its error`` () =
+    let defaults (extra: string) = (load (valid.Replace("retries = 3", "retries = 3\n" + extra))).Defaults
+    let keywords text = match parse text with Error errors -> errors |> List.map (fun e -> e.Keyword) | Ok _ -> []
+    Assert.False((defaults "").RetryOnTimeout)
+    Assert.Equal(TimeSpan.FromSeconds 30.0, (defaults "").TimeoutShutdown)
+    Assert.True((defaults "retry_on_timeout = true").RetryOnTimeout)
+    Assert.Equal(TimeSpan.FromMilliseconds 1500.0, (defaults "timeout_shutdown = \"1500ms\"").TimeoutShutdown)
+    Assert.Equal<string list>([ "defaults.retry_on_timeout" ], keywords (valid.Replace("retries = 3", "retry_on_timeout = \"yes\"")))
+    Assert.Equal<string list>([ "defaults.timeout_shutdown" ], keywords (valid.Replace("retries = 3", "timeout_shutdown = 30")))
+
+[<Fact>]
 let ``a timeout not written with the interval is capped at it, a written one is kept`` () =
     let timeoutOf (text: string) = (load (valid.Replace("[apps.app1]", text + "\n[apps.app1]"))).Apps[0].Health.Timeout
     Assert.Equal(TimeSpan.FromMilliseconds 500.0, timeoutOf "[health]\ninterval = \"500ms\"")

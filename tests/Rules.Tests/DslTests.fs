@@ -179,6 +179,8 @@ let ``every DSL item sets the setting it names`` () =
             timeoutServer (seconds 30)
             maxConn 10
             timeoutQueue (seconds 1)
+            retryOnTimeout true
+            timeoutShutdown (seconds 7)
             errorPage 503 "errors/503.html"
             accessLogFile "logs/access.log"
             cacheMemory (megabytes 64)
@@ -249,7 +251,9 @@ let ``every DSL item sets the setting it names`` () =
           TimeoutClient = TimeSpan.FromMinutes 2.0
           TimeoutServer = TimeSpan.FromSeconds 30.0
           MaxConn = 10
-          TimeoutQueue = TimeSpan.FromSeconds 1.0 },
+          TimeoutQueue = TimeSpan.FromSeconds 1.0
+          RetryOnTimeout = true
+          TimeoutShutdown = TimeSpan.FromSeconds 7.0 },
         c.Defaults
     )
     Assert.Equal<(int * string) array>([| 503, "/etc/lb/errors/503.html" |], c.ErrorPages)
@@ -365,6 +369,8 @@ let private inDsl (c: LbConfig) : Site =
         timeoutServer c.Defaults.TimeoutServer
         maxConn c.Defaults.MaxConn
         timeoutQueue c.Defaults.TimeoutQueue
+        retryOnTimeout c.Defaults.RetryOnTimeout
+        timeoutShutdown c.Defaults.TimeoutShutdown
         for status, file in c.ErrorPages do
             errorPage status file
         match c.Stats with

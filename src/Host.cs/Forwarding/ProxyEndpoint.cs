@@ -236,7 +236,7 @@ public sealed class ProxyEndpoint(ForwardingState forwarding, IHttpForwarder for
                 await errorPages.WriteAsync(context, clientStatus, "the request body did not arrive in time (timeout_client)");
                 return;
             }
-            var retry = Retry.Decide(failures + 1, defaults.Retries, defaults.Redispatch, context.Request.Method, hasBody, error);
+            var retry = Retry.Decide(failures + 1, defaults.Retries, defaults.Redispatch, defaults.RetryOnTimeout, context.Request.Method, hasBody, error);
             switch (retry)
             {
                 case RetryDecision.GiveUp giveUp:

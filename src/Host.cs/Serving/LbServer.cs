@@ -40,6 +40,9 @@ public sealed class LbServer : IAsyncDisposable
             logging(builder.Logging);
         var certificates = config.Tls is { } tls ? CertificateStore.Open(tls.Value) : null;
         builder.WebHost.UseKestrel(kestrel => ConfigureListeners(kestrel, config, certificates));
+        // On SIGTERM/SIGINT Kestrel stops accepting at once and lets in-flight requests finish until this
+        // passes, then closes their connections (HAProxy `hard-stop-after`).
+        builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = config.Defaults.TimeoutShutdown);
         builder.Services.AddHttpForwarder();
         builder.Services.AddSingleton(new ForwardingState(config));
         builder.Services.AddSingleton<HttpCache>();

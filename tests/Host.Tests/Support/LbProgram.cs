@@ -86,11 +86,33 @@ public static class LbProgram
     /// Asks a process we started to stop, by its PID, as `kill PID` (or systemd) would: SIGTERM. Not SIGINT:
     /// a shell without job control starts background jobs with SIGINT ignored, and children inherit that.
     /// </summary>
-    public static void Terminate(Process process)
+    public static void Terminate(Process process) => Signal(process, Sigterm);
+
+    public const int Sigint = 2;
+    public const int Sigterm = 15;
+
+    /// <summary>Sends <paramref name="signal"/> to a process we started, by its PID; kills it if that fails.</summary>
+    public static void Signal(Process process, int signal)
     {
-        const int sigterm = 15;
-        if (OperatingSystem.IsWindows() || kill(process.Id, sigterm) != 0)
+        if (OperatingSystem.IsWindows() || kill(process.Id, signal) != 0)
             process.Kill();
+    }
+
+    /// <summary>
+    /// As <see cref="StartInfo"/>, started through `env --default-signal=INT` (coreutils): lb gets SIGINT's
+    /// default disposition even when this test process was started with SIGINT ignored, so Ctrl-C can be tested.
+    /// </summary>
+    public static ProcessStartInfo StartInfoWithSigint(IEnumerable<string> args)
+    {
+        var info = StartInfo(args);
+        var lbArgs = info.ArgumentList.ToArray();
+        info.FileName = "env";
+        info.ArgumentList.Clear();
+        info.ArgumentList.Add("--default-signal=INT");
+        info.ArgumentList.Add("dotnet");
+        foreach (var arg in lbArgs)
+            info.ArgumentList.Add(arg);
+        return info;
     }
 
     [DllImport("libc", SetLastError = true)]
