@@ -122,3 +122,11 @@ let ``reload_on_change is off unless the node section turns it on, and only take
     match parse "[node]\nreload_on_change = \"yes\"" with
     | Error [ e ] -> Assert.Equal("node.reload_on_change", e.Keyword)
     | other -> failwithf "expected one error at node.reload_on_change, got %A" other
+
+[<Fact>]
+let ``a timeout_shutdown change refuses the reload, a retry_on_timeout change applies`` () =
+    let old = routingConfig
+    let drain = { old with Defaults = { old.Defaults with TimeoutShutdown = TimeSpan.FromSeconds 5.0 } }
+    Assert.StartsWith("[defaults] timeout_shutdown changed", Assert.Single((Reload.plan (old, drain)).Refused))
+    let retry = { old with Defaults = { old.Defaults with RetryOnTimeout = not old.Defaults.RetryOnTimeout } }
+    Assert.True((Reload.plan (old, retry)).CanApply)
