@@ -41,14 +41,24 @@ public sealed class SystemdUnit
 /// <summary>
 /// Runs the built lb as a dedicated non-root user (created with useradd if absent) through setpriv, with the
 /// process rights a systemd unit gives it: <c>User=</c>, <c>AmbientCapabilities=</c>, <c>CapabilityBoundingSet=</c>,
-/// <c>NoNewPrivileges=</c>. lb's build output is copied into a root-owned folder the user can read but not change
-/// (the checkout may sit under a folder it cannot enter, such as /root); config files go to a folder only the user
-/// can read, as private keys and password hashes must. Dispose deletes both. Needs root.
+/// <c>NoNewPrivileges=</c>; and in a mount namespace of its own where, as with <c>ProtectSystem=strict</c>,
+/// <c>ReadWritePaths=</c> and <c>PrivateTmp=</c>, the whole filesystem is read-only except <see cref="Home"/> (its
+/// cache and log folder) and a private /tmp. lb's build output is copied into a root-owned folder the user can read
+/// but not change (the checkout may sit under a folder it cannot enter, such as /root); config files go to a folder
+/// only the user can read, as private keys and password hashes must. Dispose deletes both. Needs root.
 /// </summary>
 public sealed class UnprivilegedLb : IDisposable
 {
     public const string User = "lbtest";
-    readonly string root;
+    readonly string root, privateTmp;
+
+    /// <summary>
+    /// In a new mount namespace: HOME and a private /tmp stay writable, / becomes read-only, the working folder is /
+    /// (systemd's default), then exec the rest: the PID stays lb's.
+    /// </summary>
+    const string ReadOnlySystem =
+        "set -e; home=$1; tmp=$2; shift 2; mount --bind \"$home\" \"$home\"; mount --bind \"$tmp\" /tmp; " +
+        "mount -o remount,bind,ro /; cd /; exec \"$@\"";
 
     /// <summary>Where lb.dll is, in the copy the user can read.</summary>
     public string LbDll { get; }
@@ -67,8 +77,13 @@ public sealed class UnprivilegedLb : IDisposable
         Capabilities = unit?.Words("AmbientCapabilities") ?? [];
         bounding = unit?.Words("CapabilityBoundingSet") ?? [];
         noNewPrivileges = unit?.Value("NoNewPrivileges") == "yes";
-        root = Directory.CreateTempSubdirectory("lb-unprivileged-").FullName;
+        // Under /var/tmp, not /tmp: the private /tmp mounted over /tmp would hide it.
+        root = Path.Combine("/var/tmp", $"lb-unprivileged-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(root);
         Do("chmod", "0755", root);
+        privateTmp = Path.Combine(root, "tmp");
+        Directory.CreateDirectory(privateTmp);
+        Do("chmod", "1777", privateTmp);
         var app = Path.Combine(root, "app");
         // A root-owned copy the user can read and run but not change, as /opt/lb in the unit's README.
         Do("cp", "-r", Path.GetDirectoryName(lbDll)!, app);
@@ -91,7 +106,8 @@ public sealed class UnprivilegedLb : IDisposable
     }
 
     /// <summary>
-    /// <c>setpriv ... -- DOTNET lb.dll ARGS</c>: the user's uid, gid and groups; with a unit, its capabilities in the
+    /// <c>unshare ... sh -c READ-ONLY-SYSTEM ... setpriv ... -- DOTNET lb.dll ARGS</c>, each exec'ing the next: the
+    /// read-only filesystem, then the user's uid, gid and groups; with a unit, its capabilities in the
     /// inheritable and ambient sets (so they are effective in lb and passed on to `ip`), its bounding set and
     /// no_new_privs; without one, every set empty.
     /// </summary>
@@ -100,6 +116,7 @@ public sealed class UnprivilegedLb : IDisposable
         string Set(IEnumerable<string> caps) => string.Join(",", new[] { "-all" }.Concat(caps.Select(c => "+" + SystemdUnit.SetprivName(c))));
         var args = new List<string>
         {
+            "unshare", "--mount", "--propagation", "private", "--", "sh", "-c", ReadOnlySystem, "read-only-system", Home, privateTmp,
             "setpriv", $"--reuid={User}", $"--regid={User}", "--init-groups",
             $"--inh-caps={Set(Capabilities)}", $"--ambient-caps={Set(Capabilities)}", $"--bounding-set={Set(bounding)}",
         };
@@ -107,6 +124,17 @@ public sealed class UnprivilegedLb : IDisposable
         args.AddRange(["--", dotnet, LbDll]);
         args.AddRange(lbArgs);
         return args;
+    }
+
+    /// <summary>
+    /// Tries to create <paramref name="path"/> as the user inside the mount namespace of process <paramref name="pid"/>;
+    /// returns the error text, empty when it could ("Read-only file system" shows the filesystem is protected).
+    /// </summary>
+    public static string TryCreateAsUserIn(int pid, string path)
+    {
+        var r = Run("nsenter", "-t", pid.ToString(CultureInfo.InvariantCulture), "-m", "setpriv", $"--reuid={User}", $"--regid={User}",
+            "--init-groups", "touch", path);
+        return r.ExitCode == 0 ? "" : r.Error.Trim();
     }
 
     /// <summary>The real uid and the CapEff mask of a running process, from /proc/PID/status.</summary>

@@ -10,7 +10,8 @@ namespace Lb.Vrrp.Tests;
 /// <see cref="UnprivilegedLb.User"/>, holding only the capabilities samples/systemd/lb.service grants (read from the
 /// unit, applied through setpriv as systemd would: ambient + inheritable, bounding set, no_new_privs). They listen
 /// on port 80 (CAP_NET_BIND_SERVICE), run VRRP (CAP_NET_RAW: raw socket and gratuitous ARP; CAP_NET_ADMIN: `ip addr`
-/// in a child process), write an access log and open a disk cache in the user's own folder.
+/// in a child process), write an access log and open a disk cache in the user's own folder, on a filesystem that is
+/// read-only everywhere else (the unit's ProtectSystem=strict, emulated with a mount namespace).
 /// </summary>
 [Collection("netns")]
 public sealed class PrivilegeFailoverTests(ITestOutputHelper output)
@@ -57,6 +58,9 @@ public sealed class PrivilegeFailoverTests(ITestOutputHelper output)
             Assert.NotEqual(0, uid);
             Assert.Equal(user.Uid, uid);
             Assert.Equal(expected, capEff);
+            // ProtectSystem=strict as the unit has it: /var/tmp (world-writable on the host) is read-only for lb.
+            Assert.Contains("Read-only file system", UnprivilegedLb.TryCreateAsUserIn(node.Pid, $"/var/tmp/lb-{node.Name}-must-not-write"));
+            Assert.Equal("", UnprivilegedLb.TryCreateAsUserIn(node.Pid, Path.Combine(user.Home, $"{node.Name}-may-write")));
         }
 
         // Serving: lb1 (150) takes the VIP with `ip addr add` run as the user, and answers on port 80 through it.
