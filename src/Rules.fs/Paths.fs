@@ -68,6 +68,10 @@ module Paths =
                 if not (c = '/' && sb.Length > 0 && sb[sb.Length - 1] = '/') then sb.Append c |> ignore
             sb.ToString()
 
+    /// After a `.` that starts a segment at `i - 1`: whether the segment is `.` or `..`.
+    let private isDotSegmentEnd (path: string) (i: int) =
+        i = path.Length || path[i] = '/' || (path[i] = '.' && (i + 1 = path.Length || path[i + 1] = '/'))
+
     /// RFC 3986 §5.2.4 remove_dot_segments, on a path that starts with '/'. The result starts with '/' and
     /// holds no `.` or `..` segment, so `/app1/../app2/x` is `/app2/x` and `/../x` is `/x`.
     let removeDotSegments (path: string) =
@@ -85,13 +89,35 @@ module Paths =
             | s -> output.Add s
         "/" + String.Join("/", output)
 
+    /// Whether `normalize` would return this path (starting with '/') unchanged: only literal path characters
+    /// (no '%', nothing to encode, no control), no `//`, no `.` or `..` segment. Nearly every real request is
+    /// such a path, and then normalising allocates nothing.
+    let isAlreadyNormal (path: string) =
+        let mutable normal = true
+        let mutable i = 0
+        while normal && i < path.Length do
+            let c = path[i]
+            normal <-
+                isPathChar c
+                && not (c = '/' && i > 0 && path[i - 1] = '/')
+                && not (c = '.' && path[i - 1] = '/' && isDotSegmentEnd path (i + 1))
+            i <- i + 1
+        normal
+
+    /// `normalize` without its fast path, every step run (on a path starting with '/'): what the fast path
+    /// must agree with (a property checks it).
+    let normalizeFully (rawPath: string) : Result<string, string> =
+        canonicalEscapes rawPath |> Result.map (mergeSlashes >> removeDotSegments)
+
     /// The path lb routes on and forwards: canonical escapes, merged slashes, no dot-segments.
     /// Rejects (with a reason) paths not starting with '/', bad percent-encodings and control characters.
     let normalize (rawPath: string) : Result<string, string> =
         if String.IsNullOrEmpty rawPath || rawPath[0] <> '/' then
             Error "the request target must be a path starting with '/'"
+        elif isAlreadyNormal rawPath then
+            Ok rawPath
         else
-            canonicalEscapes rawPath |> Result.map (mergeSlashes >> removeDotSegments)
+            normalizeFully rawPath
 
     /// Splits `/seg/rest` into `seg` and the rest (`/rest`, or None for `/seg` with no slash after it).
     let firstSegment (path: string) : string * string option =
@@ -111,4 +137,10 @@ module Paths =
 
     /// A query is forwarded as received, but never with a control character (request splitting).
     let isSafeQuery (query: string) =
-        query |> Seq.forall (fun c -> not (isForbiddenByte (int c)))
+        // A loop, not Seq.forall: this runs on every request and must not allocate.
+        let mutable safe = true
+        let mutable i = 0
+        while safe && i < query.Length do
+            safe <- not (isForbiddenByte (int query[i]))
+            i <- i + 1
+        safe

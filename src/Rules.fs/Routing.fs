@@ -19,15 +19,30 @@ type RequestFacts =
       Headers: (string * string) array }
 
 /// A request the shell forwards: to which app, with which path, and the headers to set.
+/// A struct, and everything in it is either taken from the request or precomputed in the `Snapshot`, so a
+/// routing decision allocates one object (its `Decision.Forward`) for an already-normal path (issue 7). The
+/// strings the shell needs only sometimes (backend target, public path, X-Forwarded-*, the response context)
+/// are members, built when read.
+[<Struct>]
 type ForwardPlan =
     { App: AppConfig
       AppIndex: int
-      /// Path and query the backend sees: `/rest?q`.
-      BackendTarget: string
-      /// Normalised public path: `/app1/rest`.
-      PublicPath: string
-      RequestHeaders: (string * string) array
-      Response: ResponseContext
+      /// The normalised public path and the query as received: `/app1/rest?q`.
+      PublicTarget: string
+      /// Length of the path part of `PublicTarget` (the query, if any, follows it).
+      PathLength: int
+      /// Where the backend's target starts in `PublicTarget`: after the app's prefix, or 0 when a rule routed
+      /// the request whatever its path.
+      BackendStart: int
+      /// The public prefix the backend's paths live under (`/app1`, or "" for a rule-routed request).
+      Prefix: string
+      /// From the request (`RequestFacts`): they make the X-Forwarded-* headers and the response context.
+      IsHttps: bool
+      PublicHost: string
+      ClientAddress: string
+      ForwardedFor: string option
+      /// `host:port` of every server of the app, lower-case (precomputed per app).
+      ServerAuthorities: string array
       /// The rule that let the request through with changes (`rules[0]`, `apps.app1.rules[2]`), if any.
       Rule: string option
       /// `pin`: indexes into `App.Servers` of the only servers that may take the request; empty: any server.
@@ -36,6 +51,29 @@ type ForwardPlan =
       RequestEdits: HeaderEdit array
       /// Header edits on the response to the client, in order, after lb's own rewrites.
       ResponseEdits: HeaderEdit array }
+
+    /// Path and query the backend sees: `/rest?q`.
+    member this.BackendTarget =
+        if this.BackendStart = 0 then this.PublicTarget else this.PublicTarget.Substring this.BackendStart
+
+    /// Normalised public path: `/app1/rest`.
+    member this.PublicPath =
+        if this.PathLength = this.PublicTarget.Length then this.PublicTarget
+        else this.PublicTarget.Substring(0, this.PathLength)
+
+    /// The query as received (`?` included), or "".
+    member this.Query = this.PublicTarget.Substring this.PathLength
+
+    /// The headers lb sets on the request to the backend (X-Forwarded-For, -Proto, -Host, -Prefix).
+    member this.RequestHeaders =
+        HeaderRewrite.forwardedHeaders this.ForwardedFor this.ClientAddress this.IsHttps this.PublicHost this.Prefix
+
+    /// Where the response goes back to, for the Location / Set-Cookie rewrites.
+    member this.Response : ResponseContext =
+        { Prefix = this.Prefix
+          PublicScheme = (if this.IsHttps then "https" else "http")
+          PublicHost = this.PublicHost
+          ServerAuthorities = this.ServerAuthorities }
 
 type RejectReason =
     | BadRequest of string
@@ -69,6 +107,8 @@ type Snapshot(config: LbConfig) =
         d
     let authorities =
         config.Apps |> Array.map (fun a -> a.Servers |> Array.map (fun s -> (string s.Address).ToLowerInvariant()))
+    let prefixes = config.Apps |> Array.map (fun a -> a.Prefix)
+    let appNames = config.Apps |> Array.map (fun a -> a.Name)
     let rec readsHeaders (condition: Condition) =
         match condition with
         | Condition.Header _
@@ -85,7 +125,19 @@ type Snapshot(config: LbConfig) =
         match appIndex.TryGetValue name with
         | true, i -> Some i
         | _ -> None
+    /// The app whose name is `text[start .. start + length - 1]`, or -1: routing looks up the first path
+    /// segment in place, without cutting it out of the path.
+    member _.FindApp(text: string, start: int, length: int) =
+        let mutable found = -1
+        let mutable i = 0
+        while found < 0 && i < appNames.Length do
+            let name = appNames[i]
+            if name.Length = length && String.CompareOrdinal(name, 0, text, start, length) = 0 then found <- i
+            i <- i + 1
+        found
     member _.ServerAuthorities(appIndex: int) = authorities[appIndex]
+    /// `AppConfig.Prefix` of app `appIndex`, built once.
+    member _.Prefix(appIndex: int) = prefixes[appIndex]
     /// Whether some rule reads request headers or cookies: the shell passes `RequestFacts.Headers` only then.
     member _.RulesReadHeaders = rulesReadHeaders
 
@@ -114,9 +166,16 @@ module Routing =
     /// A Host header is `host[:port]` with a reg-name or IP literal (RFC 9110 §7.2); anything else is refused
     /// before it can end up in a Location header.
     let isValidHost (host: string) =
-        not (String.IsNullOrEmpty host)
-        && host.Length <= 255
-        && host |> Seq.forall (fun c -> Char.IsAsciiLetterOrDigit c || "-._~:[]!$&'()*+,;=%".IndexOf c >= 0)
+        if String.IsNullOrEmpty host || host.Length > 255 then false
+        else
+            // A loop, not Seq.forall: this runs on every request and must not allocate.
+            let mutable ok = true
+            let mutable i = 0
+            while ok && i < host.Length do
+                let c = host[i]
+                ok <- Char.IsAsciiLetterOrDigit c || "-._~:[]!$&'()*+,;=%".IndexOf c >= 0
+                i <- i + 1
+            ok
 
     /// Apache's port-80 vhost: `https://HOST[:port]/same/path?same=query`, path and query exactly as received.
     let httpsRedirect (config: LbConfig) (request: RequestFacts) =
@@ -126,37 +185,41 @@ module Routing =
             | _ -> ""
         Redirect(config.Listen.RedirectStatus, "https://" + RequestRules.hostWithoutPort request.Host + port + request.RawTarget, "plain HTTP is redirected to https")
 
-    /// The plan for app `index`; `prefix` is the public prefix the backend's paths live under (`/app1`, or "" for
-    /// a request a rule routed there whatever its path).
-    let private planFor (snapshot: Snapshot) (request: RequestFacts) index (prefix: string) (publicPath: string) (rest: string) query =
-        let app = snapshot.Config.Apps[index]
-        { App = app
+    /// The plan for app `index`: `publicTarget` is the normalised path (`pathLength` chars) and the query;
+    /// the backend's target starts at `backendStart`; `prefix` is the public prefix the backend's paths live
+    /// under (`/app1`, or "" for a request a rule routed there whatever its path).
+    let private planFor (snapshot: Snapshot) (request: RequestFacts) index (prefix: string) (publicTarget: string) pathLength backendStart =
+        { App = snapshot.Config.Apps[index]
           AppIndex = index
-          BackendTarget = rest + query
-          PublicPath = publicPath
-          RequestHeaders = HeaderRewrite.forwardedHeaders request.ForwardedFor request.ClientAddress request.IsHttps request.Host prefix
-          Response =
-            { Prefix = prefix
-              PublicScheme = (if request.IsHttps then "https" else "http")
-              PublicHost = request.Host
-              ServerAuthorities = snapshot.ServerAuthorities index }
+          PublicTarget = publicTarget
+          PathLength = pathLength
+          BackendStart = backendStart
+          Prefix = prefix
+          IsHttps = request.IsHttps
+          PublicHost = request.Host
+          ClientAddress = request.ClientAddress
+          ForwardedFor = request.ForwardedFor
+          ServerAuthorities = snapshot.ServerAuthorities index
           Rule = None
-          Pin = [||]
-          RequestEdits = [||]
-          ResponseEdits = [||] }
+          Pin = Array.Empty()
+          RequestEdits = Array.Empty()
+          ResponseEdits = Array.Empty() }
 
-    let private forwardPlan (snapshot: Snapshot) (request: RequestFacts) index (publicPath: string) (rest: string) query =
-        planFor snapshot request index snapshot.Config.Apps[index].Prefix publicPath rest query
+    /// `publicTarget` is `path + query`, passed in so that a target that needed no change is not rebuilt.
+    let private routeTarget (snapshot: Snapshot) (request: RequestFacts) (path: string) (query: string) (publicTarget: string) =
+        // The first segment of `/seg/rest` or `/seg`, looked up where it is (no substring per request).
+        let slash = path.IndexOf('/', 1)
+        let segmentLength = (if slash < 0 then path.Length else slash) - 1
+        match snapshot.FindApp(path, 1, segmentLength) with
+        | -1 -> Reject(NotFound $"no app serves '/{path.Substring(1, segmentLength)}'")
+        | _ when slash < 0 ->
+            Redirect(snapshot.Config.Listen.RedirectStatus, path + "/" + query, "an app is reached with a trailing slash")
+        | index -> Forward(planFor snapshot request index (snapshot.Prefix index) publicTarget path.Length slash)
 
     /// Routes on the first segment of the normalised path: `/app1/rest` → app1 with `/rest`; `/app1` → redirect
     /// to `/app1/`; anything else → 404. `/app10/` and `/app1x` are not app1: whole segments only.
     let routeByPath (snapshot: Snapshot) (request: RequestFacts) (path: string) (query: string) =
-        let segment, rest = Paths.firstSegment path
-        match snapshot.TryFindApp segment, rest with
-        | Some _, None ->
-            Redirect(snapshot.Config.Listen.RedirectStatus, path + "/" + query, "an app is reached with a trailing slash")
-        | Some index, Some rest -> Forward(forwardPlan snapshot request index path rest query)
-        | None, _ -> Reject(NotFound $"no app serves '/{segment}'")
+        routeTarget snapshot request path query (path + query)
 
     /// What rules read from a request whose path normalised to `path`.
     let ruleRequest (request: RequestFacts) (path: string) (query: string) : RuleRequest =
@@ -178,7 +241,8 @@ module Routing =
         | RuleAction.Forward f ->
             let target =
                 match f.Route |> Option.bind snapshot.TryFindApp with
-                | Some index -> Forward(planFor snapshot request index "" facts.PublicPath facts.PublicPath facts.Query)
+                | Some index ->
+                    Forward(planFor snapshot request index "" (facts.PublicPath + facts.Query) facts.PublicPath.Length 0)
                 | None -> routed
             match target with
             | Forward plan ->
@@ -212,7 +276,10 @@ module Routing =
     [<CompiledName("Decide")>]
     let decide (snapshot: Snapshot) (request: RequestFacts) : Decision =
         let request = if request.RawTarget.StartsWith '/' then request else { request with RawTarget = originForm request.RawTarget }
-        let rawPath, query = splitTarget request.RawTarget
+        let target = request.RawTarget
+        let queryStart = target.IndexOf '?'
+        let rawPath = if queryStart < 0 then target else target.Substring(0, queryStart)
+        let query = if queryStart < 0 then "" else target.Substring queryStart
         if not (isValidHost request.Host) then
             Reject(BadRequest "missing or invalid Host header")
         elif not (Paths.isSafeQuery query) then
@@ -223,11 +290,13 @@ module Routing =
             | Ok _ when not request.IsHttps && snapshot.Config.Listen.PlainHttp = PlainHttpMode.RedirectToHttps ->
                 httpsRedirect snapshot.Config request
             | Ok path ->
-                let routed = routeByPath snapshot request path query
+                // A path that needed no change is the one received: the target is forwarded as it came.
+                let publicTarget = if Object.ReferenceEquals(path, rawPath) then target else path + query
+                let routed = routeTarget snapshot request path query publicTarget
                 let appRules =
                     match routed with
                     | Forward plan -> plan.App.Rules
-                    | _ -> [||]
+                    | _ -> Array.Empty()
                 // No rule to read (the common case): nothing more to do per request.
                 if snapshot.Config.Rules.Length = 0 && appRules.Length = 0 then
                     routed

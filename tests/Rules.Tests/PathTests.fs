@@ -21,6 +21,19 @@ let ``a normalised path starts with a slash and holds no dot-segment or empty se
             && not (p.Contains "//")
             && segs |> Array.forall (fun s -> s <> "." && s <> ".."))
 
+[<Property(MaxTest = 2000)>]
+let ``the fast path for already-normal paths agrees with full normalisation`` () =
+    Prop.forAll (Arb.fromGen hostilePath) (fun path -> Paths.normalize path = Paths.normalizeFully path)
+
+[<Fact>]
+let ``an already-normal path is returned as the same string, not a copy`` () =
+    for path in [ "/"; "/app2/bench"; "/app1/a.b/c..d/.e/f.~-_/x;p=1@:"; "/app1/" ] do
+        match Paths.normalize path with
+        | Ok p -> Assert.Same(path, p)
+        | Error e -> failwith e
+    for path in [ "/app1//x"; "/app1/./x"; "/app1/../x"; "/app1/.."; "/a/."; "/%41"; "/é" ] do
+        Assert.False(Paths.isAlreadyNormal path, path)
+
 [<Property>]
 let ``normalisation is idempotent`` () =
     Prop.forAll (Arb.fromGen hostilePath) (fun path ->

@@ -181,7 +181,7 @@ public sealed class HttpCache : IAsyncDisposable
     /// </summary>
     private static (Tuple<string, string>[] Headers, string? InsertedCookie) ResponseHeaders(HttpContext context, HttpResponseMessage proxyResponse)
     {
-        var inserted = context.Items.TryGetValue(PrefixTransformer.ContextKey, out var value) && value is ForwardContext { InsertCookie: true } forward
+        var inserted = context.Features.Get<ForwardContext>() is { InsertCookie: true } forward
             ? Persistence.SetCookieFor(forward.Plan.App, forward.ServerIndex, context.Request.IsHttps)
             : null;
         var headers = new List<Tuple<string, string>>();

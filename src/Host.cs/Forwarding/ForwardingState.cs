@@ -58,7 +58,9 @@ public sealed class ForwardingGeneration
         AutomaticDecompression = DecompressionMethods.None,
         UseCookies = false,
         EnableMultipleHttp2Connections = true,
-        ActivityHeadersPropagator = new ReverseProxyPropagator(DistributedContextPropagator.Current),
+        // No trace headers of lb's own (as HAProxy and Apache): building and sending a `traceparent` cost an
+        // Activity per request, and no feature uses it. A client's own trace headers still pass through.
+        ActivityHeadersPropagator = DistributedContextPropagator.CreateNoOutputPropagator(),
         ConnectTimeout = defaults.TimeoutConnect,
         // Times each new connection for the access log's connect field.
         ConnectCallback = Lb.Host.Logging.RequestTrace.ConnectAsync,

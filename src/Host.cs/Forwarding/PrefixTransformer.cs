@@ -11,15 +11,13 @@ namespace Lb.Host.Forwarding;
 /// </summary>
 public sealed class PrefixTransformer : HttpTransformer
 {
-    public const string ContextKey = "lb.forward";
-
     // The target Rules produced is sent byte for byte: no second normalisation by System.Uri.
     private static readonly UriCreationOptions VerbatimUri = new() { DangerousDisablePathAndQueryCanonicalization = true };
 
     private static readonly string[] ClientForwardedHeaders =
         ["X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Prefix"];
 
-    private static ForwardContext Forward(HttpContext context) => (ForwardContext)context.Items[ContextKey]!;
+    private static ForwardContext Forward(HttpContext context) => context.Features.Get<ForwardContext>()!;
 
     public override async ValueTask TransformRequestAsync(HttpContext httpContext, HttpRequestMessage proxyRequest,
         string destinationPrefix, CancellationToken cancellationToken)
@@ -27,7 +25,7 @@ public sealed class PrefixTransformer : HttpTransformer
         await base.TransformRequestAsync(httpContext, proxyRequest, destinationPrefix, cancellationToken);
         var forward = Forward(httpContext);
         Lb.Host.Logging.RequestTrace.Of(httpContext)?.Sending(proxyRequest);
-        proxyRequest.RequestUri = new Uri(destinationPrefix + forward.Plan.BackendTarget, VerbatimUri);
+        proxyRequest.RequestUri = new Uri(BackendUri(destinationPrefix, forward.Plan), VerbatimUri);
         foreach (var name in ClientForwardedHeaders)
             proxyRequest.Headers.Remove(name);
         foreach (var (name, value) in forward.Plan.RequestHeaders)
@@ -38,6 +36,10 @@ public sealed class PrefixTransformer : HttpTransformer
         foreach (var edit in forward.Plan.RequestEdits)
             Apply(proxyRequest, edit);
     }
+
+    /// <summary>`http://server` + the backend target, cut from the public target in one concatenation.</summary>
+    private static string BackendUri(string destinationPrefix, ForwardPlan plan) =>
+        string.Concat(destinationPrefix.AsSpan(), plan.PublicTarget.AsSpan(plan.BackendStart));
 
     /// <summary>A rule's request header edit; content headers (Content-Type...) live on the content.</summary>
     private static void Apply(HttpRequestMessage request, HeaderEdit edit)
@@ -110,8 +112,23 @@ public sealed class PrefixTransformer : HttpTransformer
     {
         var headers = context.Response.Headers;
         headers.Append("Set-Cookie", Persistence.SetCookieFor(forward.Plan.App, forward.ServerIndex, context.Request.IsHttps));
-        var cacheControl = headers.CacheControl.Where(v => v is not null).Select(v => v!).ToArray();
-        headers.CacheControl = Persistence.CacheControlWithPrivate(cacheControl);
+        var cacheControl = headers.CacheControl;
+        // Nearly always the backend sent none: the merged value is then a constant.
+        headers.CacheControl = cacheControl.Count == 0 ? PrivateOnly : Persistence.CacheControlWithPrivate(NonNull(cacheControl));
+    }
+
+    private static readonly string PrivateOnly = Persistence.CacheControlWithPrivate([]);
+
+    /// <summary>The values of a header, without null entries.</summary>
+    public static string[] NonNull(StringValues values)
+    {
+        if (values.Count == 0)
+            return [];
+        var list = new List<string>(values.Count);
+        foreach (var value in values)
+            if (value is not null)
+                list.Add(value);
+        return list.ToArray();
     }
 
     private static void RewriteEach(IHeaderDictionary headers, string name, Func<string, string> rewrite)

@@ -138,9 +138,8 @@ public sealed class ProxyEndpoint(ForwardingState forwarding, IHttpForwarder for
             app.Counters.Response(context.Response.StatusCode);
             return;
         }
-        var cookies = context.Request.Headers.Cookie.Where(c => c is not null).Select(c => c!).ToArray();
-        var forward = new ForwardContext(plan, Persistence.BackendCookieHeaders(plan.App, cookies));
-        var tried = new bool[app.Servers.Length];
+        var cookies = PrefixTransformer.NonNull(context.Request.Headers.Cookie);
+        var forward = new ForwardContext(plan, cookies.Length == 0 ? cookies : Persistence.BackendCookieHeaders(plan.App, cookies));
         if (!ChooseFirstServer(app, forward, cookies))
         {
             app.Counters.NoServerAvailable();
@@ -163,7 +162,7 @@ public sealed class ProxyEndpoint(ForwardingState forwarding, IHttpForwarder for
             context.Request.Body = requestBody;
         try
         {
-            await ForwardWithRetriesAsync(state, context, app, forward, tried);
+            await ForwardWithRetriesAsync(state, context, app, forward);
             if (cached is not null)
                 await cache.CompleteAsync(context, cached);
         }
@@ -192,12 +191,17 @@ public sealed class ProxyEndpoint(ForwardingState forwarding, IHttpForwarder for
         }
     }
 
+    private static readonly PersistenceChoice NoCookie = PersistenceChoice.NewChoose("no cookie");
+
     /// <summary>The persistence cookie pins the client if it names a usable server; otherwise the balancer chooses.</summary>
     private static bool ChooseFirstServer(AppRuntime app, ForwardContext forward, string[] cookies)
     {
         // A draining server keeps its pinned clients (until its deadline); only new clients avoid it.
         // A rule's `pin` narrows every choice: a cookie naming a server outside it is not honoured.
-        switch (Persistence.Decide(app.Config, cookies, Routing.RestrictToPin(forward.Plan, app.UsableForPinned(DateTimeOffset.UtcNow))))
+        var choice = cookies.Length == 0
+            ? NoCookie // what Persistence.Decide says for no Cookie header, without building the usable set
+            : Persistence.Decide(app.Config, cookies, Routing.RestrictToPin(forward.Plan, app.UsableForPinned(DateTimeOffset.UtcNow)));
+        switch (choice)
         {
             case PersistenceChoice.Pinned pinned:
                 forward.ServerIndex = pinned.serverIndex;
@@ -213,14 +217,15 @@ public sealed class ProxyEndpoint(ForwardingState forwarding, IHttpForwarder for
         }
     }
 
-    private async Task ForwardWithRetriesAsync(ForwardingGeneration state, HttpContext context, AppRuntime app, ForwardContext forward, bool[] tried)
+    private async Task ForwardWithRetriesAsync(ForwardingGeneration state, HttpContext context, AppRuntime app, ForwardContext forward)
     {
         var defaults = state.Config.Defaults;
         var hasBody = HasBody(context);
+        // Which servers this request went to; only needed (and allocated) once an attempt fails.
+        bool[]? tried = null;
         for (var failures = 0; ; failures++)
         {
             var server = app.Servers[forward.ServerIndex];
-            tried[forward.ServerIndex] = true;
             var (queueTimedOut, error) = await SendToAsync(state, context, server, forward, defaults.TimeoutQueue);
             // The server's `maxconn` queue timed out: 503 at once (HAProxy `timeout queue`), not a failure to retry.
             if (queueTimedOut)
@@ -236,6 +241,8 @@ public sealed class ProxyEndpoint(ForwardingState forwarding, IHttpForwarder for
                 await errorPages.WriteAsync(context, clientStatus, "the request body did not arrive in time (timeout_client)");
                 return;
             }
+            tried ??= new bool[app.Servers.Length];
+            tried[forward.ServerIndex] = true;
             var retry = Retry.Decide(failures + 1, defaults.Retries, defaults.Redispatch, defaults.RetryOnTimeout, context.Request.Method, hasBody, error);
             switch (retry)
             {
@@ -267,8 +274,8 @@ public sealed class ProxyEndpoint(ForwardingState forwarding, IHttpForwarder for
             return (true, null);
         try
         {
-            context.Items[PrefixTransformer.ContextKey] = forward;
-            var error = await forwarder.SendAsync(context, $"http://{server.Config.Address}", state.Client, state.RequestConfig, _transformer);
+            context.Features.Set(forward);
+            var error = await forwarder.SendAsync(context, server.DestinationPrefix, state.Client, state.RequestConfig, _transformer);
             return (false, Classify(error, context));
         }
         finally

@@ -67,6 +67,7 @@ public sealed class ServerRuntime
         Index = index;
         AppName = app.Name;
         _state = state;
+        DestinationPrefix = $"http://{Config.Address}";
     }
 
     private static int? MaxConnOf(AppConfig app, int index) => app.Servers[index].MaxConn is { } max ? max.Value : null;
@@ -74,6 +75,9 @@ public sealed class ServerRuntime
     public ServerConfig Config { get; }
     public int Index { get; }
     public string AppName { get; }
+
+    /// <summary>`http://host:port`, what YARP's forwarder puts before the backend target (built once, not per request).</summary>
+    public string DestinationPrefix { get; }
     public string Name => Config.Name;
 
     /// <summary>The state that carries over a reload; the same object for the same server in every generation.</summary>

@@ -7,7 +7,8 @@ namespace Lb.Host.Logging;
 /// The timings of one request for the access log, HAProxy's Tw/Tc/Tr/Tt: queue (waiting for `maxconn` slots),
 /// connect (opening a TCP connection to the server, 0 when a pooled one was reused), response (request sent
 /// until the server's response headers arrived) and total. Also which app and server, and the body bytes.
-/// Kept in <see cref="HttpContext.Items"/> and, for the connect time, in the backend request's options.
+/// Kept as a request feature (not in <see cref="HttpContext.Items"/>, which allocates two dictionaries per
+/// request) and, for the connect time, in the backend request's options.
 /// </summary>
 public sealed class RequestTrace
 {
@@ -27,13 +28,12 @@ public sealed class RequestTrace
     public CountingStream? RequestBody { get; set; }
     public CountingStream? ResponseBody { get; set; }
 
-    public static RequestTrace? Of(HttpContext context) =>
-        context.Items.TryGetValue(ContextKey, out var value) ? value as RequestTrace : null;
+    public static RequestTrace? Of(HttpContext context) => context.Features.Get<RequestTrace>();
 
     public static RequestTrace Start(HttpContext context)
     {
         var trace = new RequestTrace();
-        context.Items[ContextKey] = trace;
+        context.Features.Set(trace);
         return trace;
     }
 

@@ -38,6 +38,9 @@ public sealed class LbServer : IAsyncDisposable
                 .AddFilter("Yarp", LogLevel.Error);
         else
             logging(builder.Logging);
+        // ASP.NET Core starts an Activity for every request whenever this category is enabled at any level
+        // (for log scopes); it only logs "Request starting/finished", which lb's access log replaces (issue 7).
+        builder.Logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", LogLevel.None);
         var certificates = config.Tls is { } tls ? CertificateStore.Open(tls.Value) : null;
         builder.WebHost.UseKestrel(kestrel => ConfigureListeners(kestrel, config, certificates));
         // On SIGTERM/SIGINT Kestrel stops accepting at once and lets in-flight requests finish until this
