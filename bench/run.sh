@@ -5,7 +5,7 @@
 #   sudo QUICK=1 bench/run.sh         # about 7 min: REPEAT=2, 5 s per point, 20 s warm-up
 #
 # Knobs (environment): REPEAT, DURATION (s per point), WARMUP (s of lb load before the warm rounds),
-# COLD_SLICES (1-s slices measured right after lb starts), CONNS ("64 1000"), TARGETS ("lb haproxy chain nginx"),
+# COLD_SLICES (1-s slices measured right after lb starts), LB_ENV (lb's environment, see below), CONNS ("64 1000"), TARGETS ("lb haproxy chain nginx"),
 # QUIET_WAIT (s to wait, at most, for the machine to be idle before starting; default 180), QUIET_MAX (% busy
 # with other work above which a point waits, default 25), QUIET_EACH (s at most per wait, default 60) and
 # QUIET_BUDGET (s of such waiting in all, default 900),
@@ -39,7 +39,8 @@ WRK_THREADS=2
 COOKIE_APP=app2
 PATH_UNDER_TEST=/app2/bench
 # Issue 7 / TECH-NOTES runtime settings for lb (TieredPGO left at its default: on).
-LB_ENV=(DOTNET_TC_CallCountingDelayMs=0 DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 DOTNET_gcServer=0)
+# LB_ENV="A=1 B=2" replaces them (LB_ENV="" runs lb with none: what the project's own runtimeconfig gives).
+read -r -a LB_ENV <<< "${LB_ENV-DOTNET_TC_CallCountingDelayMs=0 DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 DOTNET_gcServer=0}"
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -86,7 +87,8 @@ done
 # ---- build lb -----------------------------------------------------------------------------------------
 # LB_FROM=head (default): build the last commit in a temp copy, so colleagues' half-made edits in src/ cannot
 # break or skew a run; if that commit does not build or lb does not answer, its parents are tried in turn.
-# LB_FROM=tree: `dotnet build src/Host.cs -c Release` in the working tree as it is.
+# LB_FROM=tree: the working tree as it is. Either way lb is built as it is deployed (samples/systemd):
+# `dotnet publish`, which makes ReadyToRun code for lb and its libraries (src/Host.cs/Host.csproj).
 LB_FROM=${LB_FROM:-head}
 source "$HERE/lib/configs.sh"
 write_tls
@@ -109,9 +111,9 @@ if [[ -n ${LB_DLL:-} ]]; then
   LB_SOURCE="given LB_DLL"
 elif [[ $LB_FROM == tree ]]; then
   log "building lb (Release) in the working tree"
-  (cd "$ROOT" && dotnet build src/Host.cs -c Release -nologo -v q > "$T/build.log" 2>&1) \
+  (cd "$ROOT" && dotnet publish src/Host.cs/Host.csproj -c Release -nologo -v q -o "$T/lb-publish" > "$T/build.log" 2>&1) \
     || { grep -E ' error ' "$T/build.log" | sort -u | head -5 >&2; die "the working tree does not build"; }
-  LB_DLL=$ROOT/src/Host.cs/bin/Release/net10.0/lb.dll
+  LB_DLL=$T/lb-publish/lb.dll
   LB_SOURCE="working tree$(cd "$ROOT" && git diff --quiet -- src || echo ' (uncommitted changes in src/)') at $(cd "$ROOT" && git rev-parse --short HEAD)"
   lb_answers "$LB_DLL" || die "lb built from the working tree does not answer"
 else
@@ -120,11 +122,11 @@ else
     log "building lb (Release) from commit $sha ($rev)"
     rm -rf "$T/src-snapshot"; mkdir -p "$T/src-snapshot"
     (cd "$ROOT" && git archive "$rev") | tar -x -C "$T/src-snapshot"
-    if ! (cd "$T/src-snapshot" && dotnet build src/Host.cs -c Release -nologo -v q > "$T/build.log" 2>&1); then
+    if ! (cd "$T/src-snapshot" && dotnet publish src/Host.cs/Host.csproj -c Release -nologo -v q -o "$T/src-snapshot/publish" > "$T/build.log" 2>&1); then
       grep -E ' error ' "$T/build.log" | sort -u | head -3 >&2 || true
       continue
     fi
-    LB_DLL=$T/src-snapshot/src/Host.cs/bin/Release/net10.0/lb.dll
+    LB_DLL=$T/src-snapshot/publish/lb.dll
     if lb_answers "$LB_DLL"; then
       LB_SOURCE="commit $sha ($rev)"
       [[ $rev == HEAD ]] || LB_SOURCE+=": later commits did not build or answer"
