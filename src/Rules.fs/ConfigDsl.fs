@@ -228,6 +228,8 @@ module ConfigDsl =
 
     /// `[node] name`: this load balancer's name in logs and stats (default "lb").
     let node (name: string) = siteKey [ "node" ] "name" (str name)
+    /// `[node] reload_on_change` (default false): reload when the config file is saved.
+    let reloadOnChange (on: bool) = siteKey [ "node" ] "reload_on_change" (TomlValue.Boolean on)
 
     /// `[listen] http`: the plain-HTTP listener, redirecting to https (Apache's port-80 vhost).
     let http (address: string) = siteKey [ "listen" ] "http" (str address)

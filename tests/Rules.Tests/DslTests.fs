@@ -345,6 +345,7 @@ let private thenOf (a: RuleAction) : Then =
 let private inDsl (c: LbConfig) : Site =
     site {
         node c.Node.Name
+        reloadOnChange c.Node.ReloadOnChange
         for r in c.Rules do
             rule (whenOf r.When) (thenOf r.Then)
         match c.Listen.Http, c.Listen.PlainHttp with
