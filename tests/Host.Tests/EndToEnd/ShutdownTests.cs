@@ -103,7 +103,8 @@ public sealed class ShutdownTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal(HttpStatusCode.OK, reply.StatusCode);
         Assert.Contains("\"server\": \"s_1\"", body);
         Assert.Equal(0, lb.ExitCode);
-        Lb.Tests.Reliability.Record("faults", $"signal {signal}: listener closed, in-flight request drained, exit 0", 1, 1, 1, 0);
+        var name = signal == LbProgram.Sigterm ? "SIGTERM" : "SIGINT";
+        Lb.Tests.Reliability.Record("faults", $"{name}: listener closed, in-flight request drained, exit 0", 1, 1, 1, 0);
     }
 
     [Fact]
