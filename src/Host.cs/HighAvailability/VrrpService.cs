@@ -16,6 +16,14 @@ public sealed class VrrpService(LbConfig config, ILogger<VrrpService> logger) : 
     /// <summary>MASTER, BACKUP, FAULT... or "n/a" when the config has no [vrrp].</summary>
     public string State => _router?.Role.ToString().ToUpperInvariant() ?? "n/a";
 
+    /// <summary>Packets the router dropped, by reason; empty when the config has no [vrrp].</summary>
+    public IReadOnlyDictionary<string, long> Drops() =>
+        _router is null ? new Dictionary<string, long>() : DropsByReason(_router.Drops);
+
+    /// <summary>Drop counters as stats show them: the reason's name and its count.</summary>
+    public static IReadOnlyDictionary<string, long> DropsByReason(DropCounters drops) =>
+        drops.Snapshot().ToDictionary(kv => kv.Key.ToString(), kv => kv.Value);
+
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         if (config.Vrrp is not { } vrrp)

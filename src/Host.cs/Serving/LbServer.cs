@@ -102,7 +102,9 @@ public sealed class LbServer : IAsyncDisposable
     private async Task StartVrrpAsync(WebApplication app)
     {
         var vrrp = app.Services.GetRequiredService<VrrpService>();
-        app.Services.GetRequiredService<NodeStatus>().VrrpState = () => vrrp.State == "n/a" ? null : vrrp.State;
+        var node = app.Services.GetRequiredService<NodeStatus>();
+        node.VrrpState = () => vrrp.State == "n/a" ? null : vrrp.State;
+        node.VrrpDrops = vrrp.Drops;
         await vrrp.StartAsync(CancellationToken.None);
         var state = app.Services.GetRequiredService<ForwardingState>();
         app.Lifetime.ApplicationStopping.Register(() =>

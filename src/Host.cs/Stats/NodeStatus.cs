@@ -19,6 +19,16 @@ public sealed class NodeStatus
         set => Volatile.Write(ref _vrrpState, value);
     }
 
+    private static readonly IReadOnlyDictionary<string, long> NoDrops = new Dictionary<string, long>();
+    private Func<IReadOnlyDictionary<string, long>> _vrrpDrops = () => NoDrops;
+
+    /// <summary>VRRP packets the receive checks dropped since start, by reason (RFC 5798 §7.1); empty without VRRP.</summary>
+    public Func<IReadOnlyDictionary<string, long>> VrrpDrops
+    {
+        get => Volatile.Read(ref _vrrpDrops);
+        set => Volatile.Write(ref _vrrpDrops, value);
+    }
+
     private long _reloadsApplied;
     private long _reloadsRefused;
 

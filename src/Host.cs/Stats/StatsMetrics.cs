@@ -23,7 +23,7 @@ public sealed class StatsMetrics
 
     private readonly Gauge _up, _status, _weight, _sessions, _sessionsMax, _queue, _pinned, _checkDuration, _checkStatus, _health, _since;
     private readonly Counter _sessionsTotal, _bytesIn, _bytesOut, _responses, _hits, _redispatches, _checks;
-    private readonly Counter _appRequests, _appNoServer, _appResponses, _logDropped, _reloads;
+    private readonly Counter _appRequests, _appNoServer, _appResponses, _logDropped, _reloads, _vrrpDropped;
     private readonly NodeStatus? _node;
 
     public StatsMetrics(Func<ForwardingState> state, AccessLogWriter? accessLog, NodeStatus? node = null)
@@ -58,6 +58,7 @@ public sealed class StatsMetrics
         _appResponses = f.CreateCounter("lb_app_responses_total", "The app's responses by status class.", ["app", "code"]);
         _logDropped = f.CreateCounter("lb_access_log_dropped_total", "Access log lines dropped because the writer could not keep up.");
         _reloads = f.CreateCounter("lb_reloads_total", "Config reloads (SIGHUP or file change) by result: applied or refused.", ["result"]);
+        _vrrpDropped = f.CreateCounter("lb_vrrp_dropped_total", "VRRP packets dropped by the receive checks (RFC 5798 / RFC 3768 §7.1), by reason.", ["reason"]);
         _registry.AddBeforeCollectCallback(Update);
     }
 
@@ -112,6 +113,8 @@ public sealed class StatsMetrics
         {
             _reloads.WithLabels("applied").IncTo(_node.ReloadsApplied);
             _reloads.WithLabels("refused").IncTo(_node.ReloadsRefused);
+            foreach (var (reason, count) in _node.VrrpDrops())
+                _vrrpDropped.WithLabels(reason).IncTo(count);
         }
     }
 }
