@@ -169,6 +169,7 @@ let ``every DSL item sets the setting it names`` () =
     let everything =
         site {
             node "lb-x"
+            reloadOnChange true
             httpProxied "127.0.0.1:8080"
             https "[::1]:8443" { tls "lb.crt" "lb.key" with ChainFile = Some "chain.pem" }
             redirectStatus PermanentRedirect
@@ -240,6 +241,7 @@ let ``every DSL item sets the setting it names`` () =
         }
     let c = loaded (ConfigDsl.parse "/etc/lb" allFilesExist everything)
     Assert.Equal("lb-x", c.Node.Name)
+    Assert.True(c.Node.ReloadOnChange)
     Assert.Equal(PlainHttpMode.Proxy, c.Listen.PlainHttp)
     Assert.Equal(Some { Host = "::1"; Port = 8443 }, c.Listen.Https)
     Assert.Equal(Some { Cert = "/etc/lb/lb.crt"; Key = "/etc/lb/lb.key"; Chain = Some "/etc/lb/chain.pem" }, c.Tls)

@@ -47,10 +47,14 @@ public sealed class Reloader : IDisposable
     /// <summary>Listens for SIGHUP and starts watching the files the running config names.</summary>
     public void Start()
     {
+        // Started under nohup (or by a shell that ignores SIGHUP), the signal arrives ignored, and .NET then
+        // leaves it ignored; lb's reload signal must work however it was started, so take it back first.
+        if (OperatingSystem.IsLinux() || OperatingSystem.IsMacOS())
+            signal(Sighup, IntPtr.Zero);
         // Cancel: SIGHUP's default action would end the process.
-        _sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, signal =>
+        _sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
         {
-            signal.Cancel = true;
+            context.Cancel = true;
             ThreadPool.QueueUserWorkItem(_ => Reload("SIGHUP"));
         });
         Watch(_state.Config);
@@ -168,6 +172,12 @@ public sealed class Reloader : IDisposable
             // An event that arrived while lb stops.
         }
     }
+
+    private const int Sighup = 1;
+
+    /// <summary>signal(2); <see cref="IntPtr.Zero"/> is SIG_DFL.</summary>
+    [DllImport("libc", SetLastError = true)]
+    private static extern IntPtr signal(int signum, IntPtr handler);
 
     public void Dispose()
     {

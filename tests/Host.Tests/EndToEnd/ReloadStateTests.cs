@@ -15,7 +15,10 @@ namespace Lb.Host.Tests.EndToEnd;
 /// </summary>
 public sealed class ReloadStateTests : IAsyncLifetime
 {
-    private const string Health = "[health]\ninterval = \"200ms\"\ntimeout = \"200ms\"\nrise = 2\nfall = 1\n";
+    // Fall 3: a healthy server must not go down because one check was slow on a busy machine.
+    private const string Health = "[health]\ninterval = \"250ms\"\ntimeout = \"250ms\"\nrise = 2\nfall = 3\n";
+    /// <summary>Checks far apart: a fresh server's first check (which alone can take it down) comes long after the test looked.</summary>
+    private const string SlowHealth = "[health]\ninterval = \"1s\"\ntimeout = \"1s\"\nrise = 2\nfall = 3\n";
     private readonly List<IAsyncDisposable> _started = [];
 
     public Task InitializeAsync() => Task.CompletedTask;
@@ -96,11 +99,11 @@ public sealed class ReloadStateTests : IAsyncLifetime
         var old = await Start(RecordingBackend.StartAsync("one_1"));
         old.FailChecks = true;
         var moved = await Start(EchoBackend.StartAsync("one_1"));
-        var lb = await Start(LbInstance.StartAsync(Health + "[apps.one]\n" + Servers(("one_1", old.Address))));
+        var lb = await Start(LbInstance.StartAsync(SlowHealth + "[apps.one]\n" + Servers(("one_1", old.Address))));
         Assert.NotNull(await LbInstance.WaitUntilAsync(() => !lb.Server("one", "one_1").IsUp, TimeSpan.FromSeconds(10)));
         lb.Server("one", "one_1").SetAdmin(Admin.Maint, DateTimeOffset.UtcNow);
 
-        Rewrite(lb, Health + "[apps.one]\n" + Servers(("one_1", moved.Address)));
+        Rewrite(lb, SlowHealth + "[apps.one]\n" + Servers(("one_1", moved.Address)));
         var node = new NodeStatus();
         using var reloader = new Reloader(Path.Combine(lb.Folder, "lb.toml"), lb.State, null, NullLogger.Instance, node);
         Assert.True(reloader.Reload("test"), reloader.LastOutcome);

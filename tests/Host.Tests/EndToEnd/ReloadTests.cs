@@ -83,6 +83,18 @@ public sealed class ReloadTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Sighup_reloads_even_when_lb_was_started_with_it_ignored_as_under_nohup()
+    {
+        Write(Config(App("one", "one_1")));
+        await using var lb = await LbProcess.StartAsync(_path, hupIgnored: true);
+
+        Write(Config(App("one", "one_2")));
+
+        Assert.Contains("reload #2 applied (SIGHUP)", await lb.ReloadAsync());
+        Assert.Equal(["one_2"], await ServersOfAsync("one", 2));
+    }
+
+    [Fact]
     public async Task A_broken_config_on_sighup_is_refused_with_its_errors_located_and_the_old_one_keeps_serving()
     {
         Write(Config(App("one", "one_1")));

@@ -24,9 +24,20 @@ public sealed class LbProcess : IAsyncDisposable
     }
 
     /// <summary>Starts lb on <paramref name="configPath"/> and waits for its start line.</summary>
-    public static async Task<LbProcess> StartAsync(string configPath)
+    /// <param name="hupIgnored">Start it as `nohup` would: SIGHUP ignored, a disposition the process inherits.</param>
+    public static async Task<LbProcess> StartAsync(string configPath, bool hupIgnored = false)
     {
-        var lb = new LbProcess(Process.Start(LbProgram.StartInfo(["run", "-c", configPath]))!);
+        var info = LbProgram.StartInfo(["run", "-c", configPath]);
+        if (hupIgnored)
+        {
+            // sh ignores SIGHUP, then becomes `dotnet lb.dll ...` (same PID), which inherits the ignore.
+            var args = info.ArgumentList.ToArray();
+            info.FileName = "/bin/sh";
+            info.ArgumentList.Clear();
+            foreach (var arg in new[] { "-c", "trap '' HUP; exec \"$0\" \"$@\"", "dotnet" }.Concat(args))
+                info.ArgumentList.Add(arg);
+        }
+        var lb = new LbProcess(Process.Start(info)!);
         try
         {
             await lb.WaitForLineAsync(l => l.StartsWith("lb ") && l.Contains("config OK"), TimeSpan.FromSeconds(60));
