@@ -15,6 +15,7 @@ namespace Lb.Host.Tests.EndToEnd;
 /// `retry_on_timeout`, so a GET that met a hung server is sent to another one. Each injector acts out a fixed
 /// number of faults; the clients run until it is done, bounded by a request count and a wall time.
 /// </summary>
+[Collection(FaultsUnderLoadCollection.Name)]
 public sealed class FaultsUnderLoadTests(ITestOutputHelper output) : IAsyncLifetime
 {
     private const int Clients = 4;
@@ -276,4 +277,14 @@ public sealed class FaultsUnderLoadTests(ITestOutputHelper output) : IAsyncLifet
         foreach (var started in _started)
             await started.DisposeAsync();
     }
+}
+
+/// <summary>
+/// The load runs alone: four clients at full speed would starve the timing-bound tests running beside them, and
+/// they would slow the load's health checks in turn.
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class FaultsUnderLoadCollection
+{
+    public const string Name = "faults under load";
 }

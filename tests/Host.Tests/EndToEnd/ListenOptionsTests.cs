@@ -65,12 +65,15 @@ public sealed class ListenOptionsTests : IAsyncLifetime
     {
         var pem = Path.Combine(_directory, "pem");
         Directory.CreateDirectory(pem);
+        // One clock reading for the whole chain: with two, a second boundary between them made the leaf outlive
+        // its intermediate by a second and CertificateRequest.Create threw (seen twice in full runs).
+        var now = DateTimeOffset.UtcNow;
         using var rootKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         using var root = CaRequest("CN=lb test root", rootKey)
-            .CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(2));
+            .CreateSelfSigned(now.AddMinutes(-5), now.AddDays(2));
         using var intermediateKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         using var intermediatePublic = CaRequest("CN=lb test intermediate", intermediateKey)
-            .Create(root, DateTimeOffset.UtcNow.AddMinutes(-4), DateTimeOffset.UtcNow.AddDays(1), [5, 6, 7, 8]);
+            .Create(root, now.AddMinutes(-4), now.AddDays(1), [5, 6, 7, 8]);
         using var intermediate = intermediatePublic.CopyWithPrivateKey(intermediateKey);
 
         using var leafKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
@@ -79,7 +82,7 @@ public sealed class ListenOptionsTests : IAsyncLifetime
         san.AddIpAddress(IPAddress.Loopback);
         leafRequest.CertificateExtensions.Add(san.Build());
         leafRequest.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], false));
-        using var leaf = leafRequest.Create(intermediate, DateTimeOffset.UtcNow.AddMinutes(-1), DateTimeOffset.UtcNow.AddDays(1), [1, 2, 3, 4]);
+        using var leaf = leafRequest.Create(intermediate, now.AddMinutes(-1), now.AddDays(1), [1, 2, 3, 4]);
 
         File.WriteAllText(Path.Combine(pem, "leaf.crt"), leaf.ExportCertificatePem());
         File.WriteAllText(Path.Combine(pem, "leaf.key"), leafKey.ExportPkcs8PrivateKeyPem());
