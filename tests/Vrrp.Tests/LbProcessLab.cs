@@ -374,9 +374,12 @@ public sealed class LbProcessLab : IDisposable
         var p = new LabProcess(label ?? node, Process.Start(psi)!, output);
         processes.Add(p);
         p.Capture();
-        var ready = p.WaitForLine(l => l.Contains($"config OK: node {node}") || l.StartsWith("lb: cannot start"), TimeSpan.FromSeconds(30));
+        // Started as a user through unshare + setpriv, lb took up to 56 s to print its ready line on the loaded 2-core
+        // machine (30 s was missed twice in 8 runs of PrivilegeFailoverTests); as root 30 s has been enough.
+        var wait = TimeSpan.FromSeconds(asUser is null ? 30 : 90);
+        var ready = p.WaitForLine(l => l.Contains($"config OK: node {node}") || l.StartsWith("lb: cannot start"), wait);
         if (ready is null || ready.StartsWith("lb: cannot start"))
-            throw new InvalidOperationException($"{node} did not start: {ready ?? "no ready line in 30 s"}");
+            throw new InvalidOperationException($"{node} did not start: {ready ?? $"no ready line in {wait.TotalSeconds} s"}");
         return p;
     }
 
