@@ -88,7 +88,7 @@ done
 # LB_FROM=head (default): build the last commit in a temp copy, so colleagues' half-made edits in src/ cannot
 # break or skew a run; if that commit does not build or lb does not answer, its parents are tried in turn.
 # LB_FROM=tree: the working tree as it is. Either way lb is built as it is deployed (samples/systemd):
-# `dotnet publish`, which makes ReadyToRun code for lb and its libraries (src/Host.cs/Host.csproj).
+# `dotnet publish`.
 LB_FROM=${LB_FROM:-head}
 source "$HERE/lib/configs.sh"
 write_tls
