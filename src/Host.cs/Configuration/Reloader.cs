@@ -26,6 +26,7 @@ public sealed class Reloader : IDisposable
     private readonly Timer _tlsChanged;
     private readonly List<FileSystemWatcher> _watchers = [];
     private PosixSignalRegistration? _sighup;
+    private bool _disposed;
 
     private readonly NodeStatus? _node;
 
@@ -37,8 +38,8 @@ public sealed class Reloader : IDisposable
         _state = state;
         _certificates = certificates;
         _logger = logger;
-        _configChanged = new Timer(_ => Reload("config file changed"));
-        _tlsChanged = new Timer(_ => ReloadCertificate("TLS file changed"));
+        _configChanged = new Timer(_ => Guarded(() => Reload("config file changed")));
+        _tlsChanged = new Timer(_ => Guarded(() => ReloadCertificate("TLS file changed")));
     }
 
     /// <summary>The last outcome, one line, for stats ("none yet" before the first).</summary>
@@ -55,7 +56,7 @@ public sealed class Reloader : IDisposable
         _sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
         {
             context.Cancel = true;
-            ThreadPool.QueueUserWorkItem(_ => Reload("SIGHUP"));
+            ThreadPool.QueueUserWorkItem(_ => Guarded(() => Reload("SIGHUP")));
         });
         Watch(_state.Config);
     }
@@ -68,6 +69,8 @@ public sealed class Reloader : IDisposable
     {
         lock (_gate)
         {
+            if (_disposed)
+                return false;
             var load = ConfigFile.Load(_path);
             if (!load.IsValid)
                 return Refuse(reason, $"{load.Errors.Length} error(s) in {_path}", load.Errors.Select(e => $"{_path}:{e}"));
@@ -96,7 +99,7 @@ public sealed class Reloader : IDisposable
     {
         lock (_gate)
         {
-            if (_state.Config.Tls is not { } tls || _certificates is null)
+            if (_disposed || _state.Config.Tls is not { } tls || _certificates is null)
                 return false;
             var (context, error) = CertificateStore.Load(tls.Value);
             if (context is null)
@@ -107,6 +110,22 @@ public sealed class Reloader : IDisposable
             _certificates.Swap(context);
             _logger.LogWarning("certificate reloaded ({Reason}): {Subject}, valid until {NotAfter:u}", reason, context.TargetCertificate.Subject, context.TargetCertificate.NotAfter.ToUniversalTime());
             return true;
+        }
+    }
+
+    /// <summary>
+    /// Runs a reload from a timer, signal or thread-pool callback, where an exception would end the process: a
+    /// reload that fails unexpectedly is logged and the running config stays (nothing is swapped before the end).
+    /// </summary>
+    private void Guarded(Func<bool> reload)
+    {
+        try
+        {
+            reload();
+        }
+        catch (Exception e)
+        {
+            _logger.LogError(e, "reload failed; the running config stays");
         }
     }
 
@@ -137,13 +156,30 @@ public sealed class Reloader : IDisposable
             watcher.Dispose();
         _watchers.Clear();
         if (config.Node.ReloadOnChange)
-            _watchers.Add(WatchFile(_path, _configChanged));
+            AddWatcher(_path, _configChanged);
         if (config.Tls is { } tls)
         {
             var files = new List<string> { tls.Value.Cert, tls.Value.Key };
             if (tls.Value.Chain is { } chain)
                 files.Add(chain.Value);
-            _watchers.AddRange(files.Select(Path.GetFullPath).Distinct().Select(file => WatchFile(file, _tlsChanged)));
+            foreach (var file in files.Select(Path.GetFullPath).Distinct())
+                AddWatcher(file, _tlsChanged);
+        }
+    }
+
+    /// <summary>
+    /// A folder lb may not list (a 0700 certificate folder under `User=lb`) or the inotify limit must not stop lb
+    /// or a reload: the file is then simply not watched, and SIGHUP still reloads it.
+    /// </summary>
+    private void AddWatcher(string file, Timer debounce)
+    {
+        try
+        {
+            _watchers.Add(WatchFile(file, debounce));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or PlatformNotSupportedException)
+        {
+            _logger.LogWarning("not watching {File} ({Error}); SIGHUP still reloads it", file, e.Message);
         }
     }
 
@@ -157,7 +193,15 @@ public sealed class Reloader : IDisposable
         watcher.Changed += (_, _) => Restart(debounce);
         watcher.Created += (_, _) => Restart(debounce);
         watcher.Renamed += (_, _) => Restart(debounce);
-        watcher.EnableRaisingEvents = true;
+        try
+        {
+            watcher.EnableRaisingEvents = true;
+        }
+        catch
+        {
+            watcher.Dispose();
+            throw;
+        }
         return watcher;
     }
 
@@ -184,6 +228,7 @@ public sealed class Reloader : IDisposable
         _sighup?.Dispose();
         lock (_gate)
         {
+            _disposed = true;
             foreach (var watcher in _watchers)
                 watcher.Dispose();
             _watchers.Clear();
