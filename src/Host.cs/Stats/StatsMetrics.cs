@@ -25,6 +25,9 @@ public sealed class StatsMetrics
     private readonly Counter _sessionsTotal, _bytesIn, _bytesOut, _responses, _hits, _redispatches, _checks;
     private readonly Counter _appRequests, _appNoServer, _appResponses, _logDropped, _reloads, _vrrpDropped;
     private readonly NodeStatus? _node;
+    private readonly object _updating = new();
+    /// <summary>The servers exported at the last scrape, with the counters behind each (see <see cref="ForgetGone"/>).</summary>
+    private Dictionary<(string App, string Server), ServerCounters> _exported = [];
 
     public StatsMetrics(Func<ForwardingState> state, AccessLogWriter? accessLog, NodeStatus? node = null)
     {
@@ -66,8 +69,60 @@ public sealed class StatsMetrics
 
     private void Update()
     {
+        lock (_updating)
+        {
+            var apps = _state().Apps;
+            ForgetGone(apps);
+            Export(apps);
+        }
+    }
+
+    /// <summary>
+    /// After a reload, a removed server (or app) must not go on being exported with its last values (an
+    /// `lb_server_up 1` for a server that no longer exists), and a server that started fresh under the same
+    /// name (new address) must start its counters at 0, which a Prometheus counter only does as a new series.
+    /// </summary>
+    private void ForgetGone(AppRuntime[] apps)
+    {
+        var current = new Dictionary<(string App, string Server), ServerCounters>();
+        foreach (var app in apps)
+            foreach (var server in app.Servers)
+                current[(app.Config.Name, server.Name)] = server.Counters;
+        foreach (var (key, counters) in _exported)
+            if (!current.TryGetValue(key, out var now) || !ReferenceEquals(now, counters))
+                RemoveServer(key.App, key.Server);
+        foreach (var app in _exported.Keys.Select(k => k.App).Distinct())
+            if (!apps.Any(a => a.Config.Name == app))
+                RemoveApp(app);
+        _exported = current;
+    }
+
+    private void RemoveServer(string app, string server)
+    {
+        foreach (var gauge in new[] { _up, _since, _weight, _sessions, _sessionsMax, _queue, _pinned, _checkDuration, _checkStatus, _health })
+            gauge.RemoveLabelled(app, server);
+        foreach (var counter in new[] { _sessionsTotal, _bytesIn, _bytesOut, _hits, _redispatches })
+            counter.RemoveLabelled(app, server);
+        foreach (var state in StatusNames)
+            _status.RemoveLabelled(app, server, state);
+        foreach (var code in ClassNames)
+            _responses.RemoveLabelled(app, server, code);
+        _checks.RemoveLabelled(app, server, "passed");
+        _checks.RemoveLabelled(app, server, "failed");
+    }
+
+    private void RemoveApp(string app)
+    {
+        _appRequests.RemoveLabelled(app);
+        _appNoServer.RemoveLabelled(app);
+        foreach (var code in ClassNames)
+            _appResponses.RemoveLabelled(app, code);
+    }
+
+    private void Export(AppRuntime[] apps)
+    {
         var now = DateTimeOffset.UtcNow;
-        foreach (var app in _state().Apps)
+        foreach (var app in apps)
         {
             var name = app.Config.Name;
             _appRequests.WithLabels(name).IncTo(app.Counters.Requests);

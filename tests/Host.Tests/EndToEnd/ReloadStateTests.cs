@@ -126,6 +126,37 @@ public sealed class ReloadStateTests : IAsyncLifetime
         Assert.Contains("lb_reloads_total{result=\"refused\"} 1", text);
     }
 
+    [Fact]
+    public async Task After_a_reload_metrics_forget_a_removed_server_and_start_a_moved_one_afresh()
+    {
+        var kept = await Start(EchoBackend.StartAsync("one_1"));
+        var removed = await Start(EchoBackend.StartAsync("one_2"));
+        var moved = await Start(EchoBackend.StartAsync("one_3"));
+        var movedAgain = await Start(EchoBackend.StartAsync("one_3"));
+        var lb = await Start(LbInstance.StartAsync("[apps.one]\n" + Servers(("one_1", kept.Address), ("one_2", removed.Address), ("one_3", moved.Address))));
+        for (var i = 0; i < 6; i++)
+            await lb.GetAsync("/one/x");
+        var metrics = new StatsMetrics(() => lb.State, null, null);
+        Assert.Contains("lb_server_sessions_total{app=\"one\",server=\"one_3\"} 2", await Scrape(metrics));
+        Assert.Contains("server=\"one_2\"", await Scrape(metrics));
+
+        Rewrite(lb, "[apps.one]\n" + Servers(("one_1", kept.Address), ("one_3", movedAgain.Address)));
+        using var reloader = ReloaderOf(lb);
+        Assert.True(reloader.Reload("test"), reloader.LastOutcome);
+
+        var text = await Scrape(metrics);
+        Assert.DoesNotContain("server=\"one_2\"", text);
+        Assert.Contains("lb_server_sessions_total{app=\"one\",server=\"one_3\"} 0", text);
+        Assert.Contains("lb_server_sessions_total{app=\"one\",server=\"one_1\"} 2", text);
+    }
+
+    private static async Task<string> Scrape(StatsMetrics metrics)
+    {
+        using var output = new MemoryStream();
+        await metrics.WriteAsync(output, CancellationToken.None);
+        return System.Text.Encoding.UTF8.GetString(output.ToArray());
+    }
+
     public async Task DisposeAsync()
     {
         foreach (var started in Enumerable.Reverse(_started))
