@@ -113,10 +113,12 @@ public sealed class CacheTests : IAsyncLifetime
         var backend = await BackendAsync();
         var lb = await StartLbAsync(backend);
 
-        await GetAsync(lb, $"/web/short?cc={Q("max-age=1")}");
-        Assert.Equal("HIT", (await GetAsync(lb, $"/web/short?cc={Q("max-age=1")}")).XCache);
-        await Task.Delay(TimeSpan.FromSeconds(2.1));
-        var later = await GetAsync(lb, $"/web/short?cc={Q("max-age=1")}");
+        // max-age 2, not 1: the age counts from the whole-second Date header (RFC 9111 §4.2.3), so a response
+        // received at x.99 s is already 0.99 s old; with max-age 1 the second GET sometimes found it stale.
+        await GetAsync(lb, $"/web/short?cc={Q("max-age=2")}");
+        Assert.Equal("HIT", (await GetAsync(lb, $"/web/short?cc={Q("max-age=2")}")).XCache);
+        await Task.Delay(TimeSpan.FromSeconds(3.1));
+        var later = await GetAsync(lb, $"/web/short?cc={Q("max-age=2")}");
 
         Assert.Equal("MISS", later.XCache);
         Assert.Equal(2, backend.Hits("/short"));
