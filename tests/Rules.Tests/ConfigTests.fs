@@ -303,13 +303,7 @@ let ``every generated config written as TOML loads back equal`` () =
 
 // ---- The samples still load -----------------------------------------------------------------------
 
-let private repoRoot =
-    let rec up (dir: IO.DirectoryInfo | null) =
-        match dir with
-        | null -> failwith "Lb.sln not found above the test binaries"
-        | dir when IO.File.Exists(IO.Path.Combine(dir.FullName, "Lb.sln")) -> dir.FullName
-        | dir -> up dir.Parent
-    up (IO.DirectoryInfo AppContext.BaseDirectory)
+let private repoRoot = Reliability.repositoryRoot ()
 
 [<Fact>]
 let ``every sample config loads, except the deliberately broken one with its three errors`` () =

@@ -11,13 +11,7 @@ let private allFilesExist (_: string) = true
 
 let private forAll (g: FsCheck.Gen<'T>) (law: 'T -> bool) = Prop.forAll (Arb.fromGen g) law
 
-let private repoRoot =
-    let rec up (dir: IO.DirectoryInfo | null) =
-        match dir with
-        | null -> failwith "Lb.sln not found above the test binaries"
-        | dir when IO.File.Exists(IO.Path.Combine(dir.FullName, "Lb.sln")) -> dir.FullName
-        | dir -> up dir.Parent
-    up (IO.DirectoryInfo AppContext.BaseDirectory)
+let private repoRoot = Reliability.repositoryRoot ()
 
 let private loaded (result: Result<LbConfig, ConfigError list>) =
     match result with

@@ -15,13 +15,7 @@ let private load text =
     | Ok config -> config
     | Error errors -> failwithf "%s\n%s" text (String.Join("\n", errors |> List.map string))
 
-let private repoRoot =
-    let rec up (dir: IO.DirectoryInfo | null) =
-        match dir with
-        | null -> failwith "Lb.sln not found above the test binaries"
-        | dir when IO.File.Exists(IO.Path.Combine(dir.FullName, "Lb.sln")) -> dir.FullName
-        | dir -> up dir.Parent
-    up (IO.DirectoryInfo AppContext.BaseDirectory)
+let private repoRoot = Reliability.repositoryRoot ()
 
 let private sample name =
     let file = IO.Path.Combine(repoRoot, "samples", name)

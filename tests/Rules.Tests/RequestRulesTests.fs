@@ -275,13 +275,7 @@ let ``actions that cannot go together, and names that do not exist, are refused`
 
 // ---- lb explain and the sample ------------------------------------------------------------------
 
-let private repoRoot =
-    let rec up (dir: IO.DirectoryInfo | null) =
-        match dir with
-        | null -> failwith "Lb.sln not found above the test binaries"
-        | dir when IO.File.Exists(IO.Path.Combine(dir.FullName, "Lb.sln")) -> dir.FullName
-        | dir -> up dir.Parent
-    up (IO.DirectoryInfo AppContext.BaseDirectory)
+let private repoRoot = Reliability.repositoryRoot ()
 
 let private sample =
     lazy
