@@ -43,7 +43,7 @@ public sealed class FailoverTests(ITestOutputHelper output)
 
     void Report(string scenario, Handover h, string reference) => h.Report(output, "" + scenario, reference);
 
-    static void AssertGap(Handover h, TimeSpan max) => h.AssertGapWithin(max);
+    void AssertGap(Handover h, TimeSpan max) => h.AssertGapWithin(max, output);
 
     [SkippableFact]
     public void Sigkill_of_the_lb_master_moves_the_vip_within_master_down_interval_and_a_restart_removes_the_stale_vip()

@@ -106,7 +106,7 @@ public sealed class LbProcessFailoverTests(ITestOutputHelper output)
 
     void Report(string scenario, Handover h, string reference) => h.Report(output, "lb run: " + scenario, reference);
 
-    static void AssertGap(Handover h, TimeSpan max) => h.AssertGapWithin(max);
+    void AssertGap(Handover h, TimeSpan max) => h.AssertGapWithin(max, output);
 
     // 1. Both up: lb1 holds the VIP, and requests to the VIP are forwarded by lb1.
     [SkippableFact]

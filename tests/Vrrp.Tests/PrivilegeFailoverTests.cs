@@ -84,7 +84,7 @@ public sealed class PrivilegeFailoverTests(ITestOutputHelper output)
         var handover = Handover.Measure(probes, killedAt, "lb2");
         handover.Report(output, "lb run as non-root (3 ambient capabilities): SIGKILL master", "as root: 3.34 s");
         // RFC 5798 §6.1 Master_Down_Interval of lb2 (102 with track_self) at 1 s: 3.6 s, plus the VIP add and ARP.
-        handover.AssertGapWithin(TimeSpan.FromMilliseconds(3602 + 500));
+        handover.AssertGapWithin(TimeSpan.FromMilliseconds(3602 + 500), output);
         Assert.True(lab.Lab.HasVip(lab.N2), $"lb2 should hold the VIP; holders: [{lab.VipHolders()}]");
         Assert.Contains(lb2.Lines, l => l.Contains("vrrp lb2: Backup -> Master"));
         Assert.DoesNotContain(lb2.Lines, l => l.Contains("VRRP vrid"));   // no `ip addr` error, no failed ARP
