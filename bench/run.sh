@@ -5,7 +5,7 @@
 #   sudo QUICK=1 bench/run.sh         # about 7 min: REPEAT=2, 5 s per point, 20 s warm-up
 #
 # Knobs (environment): REPEAT, DURATION (s per point), WARMUP (s of lb load before the warm rounds),
-# COLD_SLICES (1-s slices measured right after lb starts), LB_ENV (lb's environment, see below), CONNS ("64 1000"), TARGETS ("lb haproxy chain nginx"),
+# COLD_SLICES (1-s slices measured right after lb starts), LB_WARM_UP (lb's [node] warm_up, e.g. "5s"), LB_ENV (lb's environment, see below), CONNS ("64 1000"), TARGETS ("lb haproxy chain nginx"),
 # QUIET_WAIT (s to wait, at most, for the machine to be idle before starting; default 180), QUIET_MAX (% busy
 # with other work above which a point waits, default 25), QUIET_EACH (s at most per wait, default 60) and
 # QUIET_BUDGET (s of such waiting in all, default 900),

@@ -63,6 +63,8 @@ write_lb() {
   {
     echo '[node]'
     echo 'name = "bench"'
+    # LB_WARM_UP (e.g. "5s"): lb's [node] warm_up; empty leaves it at its default.
+    if [[ -n ${LB_WARM_UP:-} ]]; then echo "warm_up = \"$LB_WARM_UP\""; fi
     echo '[listen]'
     echo 'http  = "127.0.0.1:20080"'
     echo 'https = "127.0.0.1:20443"'

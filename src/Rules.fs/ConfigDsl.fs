@@ -230,6 +230,8 @@ module ConfigDsl =
     let node (name: string) = siteKey [ "node" ] "name" (str name)
     /// `[node] reload_on_change` (default false): reload when the config file is saved.
     let reloadOnChange (on: bool) = siteKey [ "node" ] "reload_on_change" (TomlValue.Boolean on)
+    /// `[node] warm_up` (default 0s: off): drive a private copy of the request path this long before listening.
+    let warmUp (d: TimeSpan) = siteKey [ "node" ] "warm_up" (duration d)
 
     /// `[listen] http`: the plain-HTTP listener, redirecting to https (Apache's port-80 vhost).
     let http (address: string) = siteKey [ "listen" ] "http" (str address)

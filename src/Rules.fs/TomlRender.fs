@@ -146,7 +146,8 @@ module TomlRender =
     let private nodeSection (node: NodeConfig) =
         { Path = [ "node" ]; Comments = []; Lines =
             [ keyed "name" (str node.Name) (node.Name = "lb")
-              keyed "reload_on_change" (bool node.ReloadOnChange) (not node.ReloadOnChange) ] }
+              keyed "reload_on_change" (bool node.ReloadOnChange) (not node.ReloadOnChange)
+              keyed "warm_up" (duration node.WarmUp) (node.WarmUp = TimeSpan.Zero) ] }
 
     let private listenSection (listen: ListenConfig) =
         { Path = [ "listen" ]

@@ -22,7 +22,9 @@ type PlainHttpMode =
 type NodeConfig =
     { Name: string
       /// `reload_on_change`: also reload when the config file (or a TLS file) changes, not only on SIGHUP.
-      ReloadOnChange: bool }
+      ReloadOnChange: bool
+      /// `warm_up`: how long lb drives a private copy of its request path before it opens its listeners (zero: off).
+      WarmUp: TimeSpan }
 
 type ListenConfig =
     { Http: Endpoint option

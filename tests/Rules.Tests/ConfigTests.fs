@@ -385,3 +385,26 @@ prempt = false
 let ``every dotted IPv4 address with a prefix from 1 to 32 is a valid virtual IP`` (a: byte, b: byte, c: byte, d: byte, prefix: byte) =
     let p = int prefix % 32 + 1
     Config.isValidVirtualIp $"{a}.{b}.{c}.{d}/{p}" && not (Config.isValidVirtualIp $"{a}.{b}.{c}/{p}")
+
+let private withNode (node: string) =
+    parse $"[node]\n{node}\n[listen]\nhttp = \"127.0.0.1:18080\"\nplain_http = \"proxy\"\n[apps.a]\nservers = [{{ name = \"s1\", address = \"127.0.0.1:9001\" }}]\n"
+
+/// A whole number of milliseconds from 0 to 120 s: half inside warm_up's range (0–60 s), half above it.
+let private warmUpMilliseconds = FsCheck.FSharp.Gen.choose (0, 120_000)
+
+[<Property>]
+let ``warm_up loads every duration from 0s to 60s as written and refuses a longer one at node.warm_up`` () =
+    forAll warmUpMilliseconds (fun ms ->
+        let d = TimeSpan.FromMilliseconds(float ms)
+        match withNode $"warm_up = \"{ConfigReading.formatDuration d}\"" with
+        | Ok c -> d <= Config.maxWarmUp && c.Node.WarmUp = d
+        | Error [ e ] -> d > Config.maxWarmUp && e.Keyword = "node.warm_up"
+        | Error _ -> false)
+
+[<Fact>]
+let ``warm_up is off by default and only takes a duration string`` () =
+    Assert.Equal(TimeSpan.Zero, (load "[listen]\nhttp = \"127.0.0.1:18080\"\nplain_http = \"proxy\"\n[apps.a]\nservers = [{ name = \"s1\", address = \"127.0.0.1:9001\" }]\n").Node.WarmUp)
+    for bad in [ "warm_up = 5"; "warm_up = \"5\""; "warm_up = \"-1s\""; "warm_up = true" ] do
+        match withNode bad with
+        | Error [ e ] -> Assert.Equal("node.warm_up", e.Keyword)
+        | other -> failwithf "%s: expected one error at node.warm_up, got %A" bad other

@@ -164,6 +164,7 @@ let ``every DSL item sets the setting it names`` () =
         site {
             node "lb-x"
             reloadOnChange true
+            warmUp (TimeSpan.FromSeconds 5.0)
             httpProxied "127.0.0.1:8080"
             https "[::1]:8443" { tls "lb.crt" "lb.key" with ChainFile = Some "chain.pem" }
             redirectStatus PermanentRedirect
@@ -236,6 +237,7 @@ let ``every DSL item sets the setting it names`` () =
     let c = loaded (ConfigDsl.parse "/etc/lb" allFilesExist everything)
     Assert.Equal("lb-x", c.Node.Name)
     Assert.True(c.Node.ReloadOnChange)
+    Assert.Equal(TimeSpan.FromSeconds 5.0, c.Node.WarmUp)
     Assert.Equal(PlainHttpMode.Proxy, c.Listen.PlainHttp)
     Assert.Equal(Some { Host = "::1"; Port = 8443 }, c.Listen.Https)
     Assert.Equal(Some { Cert = "/etc/lb/lb.crt"; Key = "/etc/lb/lb.key"; Chain = Some "/etc/lb/chain.pem" }, c.Tls)
@@ -342,6 +344,7 @@ let private inDsl (c: LbConfig) : Site =
     site {
         node c.Node.Name
         reloadOnChange c.Node.ReloadOnChange
+        warmUp c.Node.WarmUp
         for r in c.Rules do
             rule (whenOf r.When) (thenOf r.Then)
         match c.Listen.Http, c.Listen.PlainHttp with

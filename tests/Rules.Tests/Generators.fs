@@ -296,7 +296,7 @@ let server name port : ServerConfig =
 
 /// A config with every app of `appNames`, each with its own servers on distinct ports.
 let routingConfig: LbConfig =
-    { Node = { Name = "lb-test"; ReloadOnChange = false }
+    { Node = { Name = "lb-test"; ReloadOnChange = false; WarmUp = TimeSpan.Zero }
       Listen =
         { Http = Some { Host = "127.0.0.1"; Port = 8080 }
           Https = Some { Host = "127.0.0.1"; Port = 8443 }
@@ -678,6 +678,7 @@ let lbConfig: Gen<LbConfig> =
     gen {
         let! node = Gen.elements [ "lb"; "lb1"; "lb-b"; "lb \"one\"\t\\ é\u0001" ]
         let! reloadOnChange = Gen.elements [ true; false ]
+        let! warmUp = Gen.elements [ TimeSpan.Zero; TimeSpan.FromMilliseconds 500.0; TimeSpan.FromSeconds 5.0; TimeSpan.FromSeconds 60.0 ]
         let! http = Gen.elements [ None; Some { Host = "127.0.0.1"; Port = 18080 }; Some { Host = "*"; Port = 80 } ]
         let! https = Gen.elements [ None; Some { Host = "127.0.0.1"; Port = 18443 }; Some { Host = "::"; Port = 443 } ]
         let! https = if http.IsNone && https.IsNone then Gen.constant (Some { Host = "127.0.0.1"; Port = 18443 }) else Gen.constant https
@@ -717,7 +718,7 @@ let lbConfig: Gen<LbConfig> =
         let! log = logConfig
         let! vrrp = Gen.frequency [ 1, Gen.constant None; 1, vrrpConfig |> Gen.map Some ]
         return
-            { Node = { Name = node; ReloadOnChange = reloadOnChange }
+            { Node = { Name = node; ReloadOnChange = reloadOnChange; WarmUp = warmUp }
               Listen = { Http = http; Https = https; PlainHttp = plain; RedirectStatus = redirectStatus }
               Tls = tls
               Defaults =

@@ -92,6 +92,8 @@ public static class Commands
             foreach (var line in missing) Console.Error.WriteLine(line);
             return 1;
         }
+        if (load.Config.Node.WarmUp > TimeSpan.Zero && (await PipelineWarmUp.RunAsync(load.Config, Console.Out)).StopRequested)
+            return 0; // SIGTERM/SIGINT during the warm-up: stop before anything was opened
         LbServer server;
         try
         {

@@ -50,6 +50,21 @@ public sealed class LbProcess : IAsyncDisposable
         return lb;
     }
 
+    /// <summary>Starts lb on <paramref name="configPath"/> without waiting for anything.</summary>
+    public static LbProcess Launch(string configPath) => new(Process.Start(LbProgram.StartInfo(["run", "-c", configPath]))!);
+
+    /// <summary>Sends <paramref name="signal"/> (e.g. <see cref="LbProgram.Sigterm"/>) to this lb, by its PID.</summary>
+    public void Signal(int signal) => LbProgram.Signal(_process, signal);
+
+    /// <summary>Waits (bounded) for the process to exit; its exit code, or null if it is still running.</summary>
+    public async Task<int?> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var bound = new CancellationTokenSource(timeout);
+        try { await _process.WaitForExitAsync(bound.Token); }
+        catch (OperationCanceledException) { return null; }
+        return _process.ExitCode;
+    }
+
     public int Pid => _process.Id;
     public bool HasExited => _process.HasExited;
     public IReadOnlyList<string> Lines => _lines.ToArray();
