@@ -5,7 +5,8 @@
 #   sudo QUICK=1 bench/run.sh         # about 7 min: REPEAT=2, 5 s per point, 20 s warm-up
 #
 # Knobs (environment): REPEAT, DURATION (s per point), WARMUP (s of lb load before the warm rounds),
-# COLD_SLICES (1-s slices measured right after lb starts), LB_WARM_UP (lb's [node] warm_up, e.g. "5s"), LB_ENV (lb's environment, see below), CONNS ("64 1000"), TARGETS ("lb haproxy chain nginx"),
+# COLD_SLICES (1-s slices measured right after lb starts), COLD_IDLE (s lb idles after its first answer before
+# the cold slices: a standby taking over), LB_WARM_UP (lb's [node] warm_up, e.g. "5s"), LB_ENV (lb's environment, see below), CONNS ("64 1000"), TARGETS ("lb haproxy chain nginx"),
 # QUIET_WAIT (s to wait, at most, for the machine to be idle before starting; default 180), QUIET_MAX (% busy
 # with other work above which a point waits, default 25), QUIET_EACH (s at most per wait, default 60) and
 # QUIET_BUDGET (s of such waiting in all, default 900),
@@ -381,6 +382,8 @@ for r in $(seq 1 "$REPEAT"); do
   t_ready=$(date +%s%N)
   printf '%s\t%s\n' "$r" $(((t_ready - t_start) / 1000000)) >> "$STARTUP"
   log "lb cold $r/$REPEAT: first response after $(((t_ready - t_start) / 1000000)) ms"
+  # COLD_IDLE=S: lb idles S seconds before its first load, as a standby does before it takes over.
+  if (( ${COLD_IDLE:-0} > 0 )); then log "  idle ${COLD_IDLE} s (standby)"; sleep "$COLD_IDLE"; fi
   for s in $(seq 1 "$COLD_SLICES"); do
     since=$(awk -v a="$t_start" -v b="$(date +%s%N)" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
     rps=$(run_point cold "$r" lb https 0 64 1 "$since")
