@@ -70,7 +70,7 @@ public static class PipelineWarmUp
     }
 
     /// <summary>
-    /// The private lb: one app of two servers, no stats/VRRP/log, both listeners on ephemeral loopback ports (on two
+    /// The private lb: one app of two servers, no stats/VRRP/access log, both listeners on ephemeral loopback ports (on two
     /// addresses of 127.0.0.0/8, since config refuses two listeners on one address, even with port 0).
     /// </summary>
     private static string ConfigText(string firstBackend, string secondBackend) => $$"""
@@ -86,6 +86,9 @@ public static class PipelineWarmUp
         [tls]
         cert = "warm-up.crt"
         key = "warm-up.key"
+
+        [log]
+        access = "off"
 
         [apps.warm]
         servers = [
