@@ -39,6 +39,7 @@ public static class PipelineWarmUp
         }
         using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
         using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+        log.WriteLine($"lb: warming up for {live.Node.WarmUp.TotalSeconds:0.#} s before listening ([node] warm_up)");
         var directory = Directory.CreateTempSubdirectory("lb-warm-up-").FullName;
         try
         {
