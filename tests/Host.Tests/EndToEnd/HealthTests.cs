@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text;
 using Lb.Host.Demo;
 using Lb.Host.Tests.Support;
+using Lb.Tests;
 using Xunit;
 using Xunit.Abstractions;
 
@@ -32,7 +33,11 @@ public sealed class HealthTests(ITestOutputHelper output) : IAsyncLifetime
 
     private readonly List<IAsyncDisposable> _started = [];
 
-    public Task InitializeAsync() => Task.CompletedTask;
+    public Task InitializeAsync()
+    {
+        MachineStalls.Start();
+        return Task.CompletedTask;
+    }
 
     private async Task<EchoBackend[]> EchoServersAsync(string app, int count)
     {
@@ -144,6 +149,7 @@ public sealed class HealthTests(ITestOutputHelper output) : IAsyncLifetime
         });
 
         var stopAt = await stopIssued.Task.WaitAsync(TimeSpan.FromSeconds(20));
+        var stoppedMs = MachineStalls.NowMs;
         var clock = Stopwatch.StartNew();
         var disposing = StopAsync(stopped);
         var markedDown = await LbInstance.WaitUntilAsync(() => !runtime.IsUp, TimeSpan.FromSeconds(10));
@@ -154,7 +160,7 @@ public sealed class HealthTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Empty(failures);
         Assert.NotNull(markedDown);
         // A check already sent when the backend stops can hang until its timeout before it counts as the first failure.
-        var limit = Timeout + Checks(Fall);
+        var limit = MachineStalls.Extend(Timeout + Checks(Fall), stoppedMs, output);
         Assert.True(markedDown <= limit, $"marked down after {markedDown?.TotalMilliseconds:F0} ms, limit {limit.TotalMilliseconds:F0} ms");
         var after = servedBy.Where(s => s.Index > stopAt + 5).ToArray();
         Assert.True(after.Length >= 20, $"only {after.Length} requests after the stop");
@@ -185,6 +191,7 @@ public sealed class HealthTests(ITestOutputHelper output) : IAsyncLifetime
 
         var checksBefore = a.Checks().Count;
         var upEarly = false;
+        var restartedMs = MachineStalls.NowMs;
         await a.RestartAsync();
         var cameUp = await LbInstance.WaitUntilAsync(() =>
         {
@@ -199,7 +206,7 @@ public sealed class HealthTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.NotNull(cameUp);
         Assert.False(upEarly, "up before rise successful checks reached the server");
         // As for a stop: a check sent while the backend is coming back can hang until its timeout and count as failed.
-        var limit = Timeout + Checks(Rise);
+        var limit = MachineStalls.Extend(Timeout + Checks(Rise), restartedMs, output);
         Assert.True(cameUp <= limit, $"up after {cameUp?.TotalMilliseconds:F0} ms, limit {limit.TotalMilliseconds:F0} ms");
         var servers = new HashSet<string>();
         for (var i = 0; i < 4; i++)
