@@ -29,13 +29,13 @@ public static class PipelineWarmUp
     public static async Task<Outcome> RunAsync(LbConfig live, TextWriter log)
     {
         var clock = Stopwatch.StartNew();
-        using var stop = new CancellationTokenSource(live.Node.WarmUp);
-        var stopRequested = false;
+        using var signalled = new CancellationTokenSource();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(signalled.Token);
+        stop.CancelAfter(live.Node.WarmUp);
         void OnSignal(PosixSignalContext context)
         {
-            stopRequested = true;
             context.Cancel = true;
-            stop.Cancel();
+            signalled.Cancel();
         }
         using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
         using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
@@ -56,13 +56,13 @@ public static class PipelineWarmUp
             using var client = Client(certificate.Thumbprint);
             var (requests, failed) = await DriveAsync(client, targets, stop.Token);
             log.WriteLine($"lb: warm-up: {requests} requests ({failed} failed) through a private copy of the request path in {clock.Elapsed.TotalSeconds:0.0} s");
-            return new Outcome(requests, failed, clock.Elapsed, stopRequested);
+            return new Outcome(requests, failed, clock.Elapsed, signalled.IsCancellationRequested);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             // The warm-up only saves time: whatever goes wrong in it, lb starts as it would without it.
             log.WriteLine($"lb: warm-up skipped: {e.GetType().Name}: {e.Message}");
-            return new Outcome(0, 0, clock.Elapsed, stopRequested);
+            return new Outcome(0, 0, clock.Elapsed, signalled.IsCancellationRequested);
         }
         finally
         {
