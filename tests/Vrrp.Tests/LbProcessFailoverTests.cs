@@ -184,12 +184,13 @@ public sealed class LbProcessFailoverTests(ITestOutputHelper output)
         Assert.Contains(lb1.Lines, l => l.Contains("vrrp lb1: Master -> Releasing (shutdown: sent priority 0)"));
         Assert.Contains(lb2.Lines, l => l.Contains("vrrp lb2: Backup -> Master (master sent priority 0, Skew_Time elapsed)"));
         AssertGap(h, advertMs >= 1000 ? TimeSpan.FromSeconds(1) : TimeSpan.FromMilliseconds(500));
-        // The claim: lb1's listeners keep serving while it hands over, so not one client request fails. The client reads
-        // Content-Length bytes, like curl. A client that reads to EOF instead loses the request whose response lb1 sent
-        // just before lb2's gratuitous ARP: its ACK reaches lb2, which answers RST (1 ConnectionReset per handover in
-        // 8 of 12 runs at 1 s, 1 of 12 at 100 ms).
+        // The claim: lb1's listeners keep serving while it hands over, so no client request fails but, at most, the one
+        // whose handshake straddles lb2's gratuitous ARP (seen once in CI: "lb1×47 fail×1 lb2×238", reset 2 ms after
+        // it started, between lb1's last answer and lb2's first). The client reads Content-Length bytes, like curl. A
+        // client that reads to EOF instead also loses the request whose response lb1 sent just before the ARP: its ACK
+        // reaches lb2, which answers RST (1 ConnectionReset per handover in 8 of 12 runs at 1 s, 1 of 12 at 100 ms).
         Assert.True(servedByLb1After > 0, "lb1 answered nothing after SIGTERM: its listeners stopped before the handover");
-        Assert.Equal(0, h.FailedRequests);
+        h.AssertNoRequestLostButAtTheArpMove(output);
         Assert.Equal("lb2", lab.VipHolders());
     }
 

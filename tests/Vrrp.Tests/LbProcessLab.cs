@@ -208,7 +208,7 @@ public sealed class NetnsHttpClient(string ns, IReadOnlyDictionary<string, strin
             long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
             Durations.Enqueue((now, clock.ElapsedMilliseconds - started));
             if (node is null) Failures.Enqueue((now, clock.ElapsedMilliseconds - started, answer.Failure ?? $"status {answer.Status}"));
-            Probes.Enqueue(new Probe(now, node));
+            Probes.Enqueue(new Probe(now, node, node is null ? answer.Failure ?? $"status {answer.Status}" : null));
             Thread.Sleep(pause);
         }
     });

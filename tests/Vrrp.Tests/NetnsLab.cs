@@ -218,24 +218,25 @@ public sealed class Lab : IDisposable
     }
 }
 
-/// <summary>One client probe: when it finished (Unix ms), and which node answered (null = failed).</summary>
-public sealed record Probe(long Ms, string? Node)
+/// <summary>One client probe: when it finished (Unix ms), which node answered (null = failed), and why it failed.</summary>
+public sealed record Probe(long Ms, string? Node, string? Why = null)
 {
     public static IReadOnlyList<Probe> Parse(IEnumerable<string> lines) => lines
         .Select(l => l.Split(' ', 3))
         .Where(p => p.Length == 3 && long.TryParse(p[0], out _) && p[1] is "ok" or "fail")
-        .Select(p => new Probe(long.Parse(p[0]), p[1] == "ok" ? p[2] : null))
+        .Select(p => p[1] == "ok" ? new Probe(long.Parse(p[0]), p[2]) : new Probe(long.Parse(p[0]), null, p[2]))
         .ToList();
 }
 
 /// <summary>What a client saw across a failover at <see cref="EventMs"/>.</summary>
-public sealed record Handover(long EventMs, long? FirstAnswerFromNewMs, int FailedRequests, int Requests)
+public sealed record Handover(long EventMs, long? FirstAnswerFromNewMs, int FailedRequests, int Requests, int ResetAtTheArpMove = 0)
 {
     public TimeSpan? Gap => FirstAnswerFromNewMs is { } t ? TimeSpan.FromMilliseconds(t - EventMs) : null;
 
     /// <summary>The row of bench/vrrp-timings.md for this handover.</summary>
     public string TimingRow(string scenario, string reference) =>
-        $"| {scenario} | {Gap?.TotalMilliseconds.ToString("0") ?? "never"} ms | {FailedRequests} of {Requests} | {reference} |";
+        $"| {scenario} | {Gap?.TotalMilliseconds.ToString("0") ?? "never"} ms | {FailedRequests} of {Requests}" +
+        (ResetAtTheArpMove > 0 ? " (reset at the ARP move)" : "") + $" | {reference} |";
 
     /// <summary>Writes the row to the test output, and to $LB_VRRP_TIMINGS when set (manual timing runs).</summary>
     public void Report(Xunit.Abstractions.ITestOutputHelper output, string scenario, string reference)
@@ -261,8 +262,31 @@ public sealed record Handover(long EventMs, long? FirstAnswerFromNewMs, int Fail
     public static Handover Measure(IReadOnlyList<Probe> probes, long eventMs, string newMaster)
     {
         var after = probes.Where(p => p.Ms >= eventMs).ToList();
-        var first = after.FirstOrDefault(p => p.Node == newMaster);
-        return new Handover(eventMs, first?.Ms, after.Count(p => p.Node is null), after.Count);
+        int first = after.FindIndex(p => p.Node == newMaster);
+        return new Handover(eventMs, first >= 0 ? after[first].Ms : null, after.Count(p => p.Node is null), after.Count,
+            IsResetAtTheArpMove(after, first) ? 1 : 0);
+    }
+
+    /// <summary>
+    /// The one request a sequential client can have in flight when the new master's gratuitous ARP moves the VIP: its
+    /// handshake went to the old master and its next segment to the new one, which has no such connection and answers
+    /// RST. No lb can save it (only a connection-syncing pair could); keepalived loses 2 such requests per handover.
+    /// It is the probe just before the new master's first answer, just after the old master's last, and a reset.
+    /// </summary>
+    static bool IsResetAtTheArpMove(IReadOnlyList<Probe> after, int firstFromNew) =>
+        firstFromNew >= 1
+        && after[firstFromNew - 1] is { Node: null, Why: "ConnectionReset" }
+        && (firstFromNew == 1 || after[firstFromNew - 2].Node is { } previous && previous != after[firstFromNew].Node);
+
+    /// <summary>
+    /// No request was lost but, at most, the one in flight at the ARP move (<see cref="IsResetAtTheArpMove"/>), which is
+    /// printed. Every other failure (a timeout, a refused connection, an error status, a reset anywhere else) fails.
+    /// </summary>
+    public void AssertNoRequestLostButAtTheArpMove(Xunit.Abstractions.ITestOutputHelper? output = null)
+    {
+        if (ResetAtTheArpMove > 0)
+            output?.WriteLine("one connection straddled the ARP move (handshake to the old master, request to the new): reset");
+        Xunit.Assert.Equal(0, FailedRequests - ResetAtTheArpMove);
     }
 
     public override string ToString() =>
