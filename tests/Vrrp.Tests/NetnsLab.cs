@@ -270,7 +270,7 @@ public sealed record Handover(long EventMs, long? FirstAnswerFromNewMs, int Fail
     /// <summary>
     /// The one request a sequential client can have in flight when the new master's gratuitous ARP moves the VIP: its
     /// handshake went to the old master and its next segment to the new one, which has no such connection and answers
-    /// RST. No lb can save it (only a connection-syncing pair could); keepalived loses 2 such requests per handover.
+    /// RST. No lb can save it (only a connection-syncing pair could); keepalived, which drops the VIP at once, loses 2.
     /// It is the probe just before the new master's first answer, just after the old master's last, and a reset.
     /// </summary>
     static bool IsResetAtTheArpMove(IReadOnlyList<Probe> after, int firstFromNew) =>
