@@ -204,7 +204,7 @@ public sealed class HostileHttpTests(HostileSite site, ITestOutputHelper output)
 
     /// <summary>What one malformed request did wrong, or null: its status, a second response, an open connection,
     /// a backend request it may not cause, or lb failing the good request sent after it.</summary>
-    private async Task<string?> ProblemWith(Malformed m)
+    private async Task<string?> ProblemWith(Malformed m, IReadOnlySet<string> mayArriveLate)
     {
         var before = HostileSite.AppNames.ToDictionary(a => a, a => site.Backends[a].Requests.Count);
         var reply = await ExchangeAsync(site.Lb.HttpPort, Latin1(m.Request), TimeSpan.FromSeconds(3));
@@ -221,7 +221,10 @@ public sealed class HostileHttpTests(HostileSite site, ITestOutputHelper output)
         var reached = HostileSite.AppNames
             .SelectMany(a => site.Backends[a].Requests.Skip(before[a]).Select(r => $"{a} {r.Target}")).ToList();
         output.WriteLine($"  backends saw: [{string.Join(", ", reached)}]");
-        if (reached.Any(r => r != m.MayReach))
+        // A request another case may cause can reach its backend after that case was judged: lb streams a chunked
+        // body, so the backend may get the head only after lb has refused the rest (seen in CI: /chunkbig arrived
+        // two cases later). Each case has its own path, so such a request is still told apart from this one's.
+        if (reached.Any(r => r != m.MayReach && !mayArriveLate.Contains(r)))
             return $"{m.Name}: backends saw [{string.Join(", ", reached)}], allowed: {m.MayReach ?? "none"}";
 
         var after = await ExchangeAsync(site.Lb.HttpPort, Latin1($"GET /app3/after HTTP/1.1\r\n{H}Connection: close\r\n\r\n"), TimeSpan.FromSeconds(10));
@@ -232,10 +235,19 @@ public sealed class HostileHttpTests(HostileSite site, ITestOutputHelper output)
     public async Task Each_malformed_request_gets_its_4xx_or_a_closed_connection_reaches_no_other_backend_and_lb_keeps_serving()
     {
         var cases = MalformedCases();
+        var mayReach = cases.Select(c => c.MayReach).OfType<string>().ToHashSet();
+        // The site is shared with this class's other tests: only what reaches the backends from now on counts.
+        var start = HostileSite.AppNames.ToDictionary(a => a, a => site.Backends[a].Requests.Count);
         var problems = new List<string>();
         foreach (var m in cases)
-            if (await ProblemWith(m) is { } problem)
+            if (await ProblemWith(m, mayReach) is { } problem)
                 problems.Add(problem);
+        // Late arrivals included, the backends saw nothing but what some case may cause and the good requests.
+        await Task.Delay(500);
+        var unexpected = HostileSite.AppNames.SelectMany(a => site.Backends[a].Requests.Skip(start[a]).Select(r => $"{a} {r.Target}"))
+            .Where(r => r != "app3 /after" && !mayReach.Contains(r)).ToList();
+        if (unexpected.Count > 0)
+            problems.Add($"backends saw requests no case may cause: [{string.Join(", ", unexpected)}]");
         Assert.True(problems.Count == 0, string.Join("\n", problems));
         Reliability.Record("http/1.1", "malformed HTTP/1.1 (framing, request line, headers) -> 4xx/close, no smuggling",
             cases.Count, 0, cases.Count * 2, 0);
