@@ -11,7 +11,7 @@
 # with other work above which a point waits, default 25), QUIET_EACH (s at most per wait, default 60) and
 # QUIET_BUDGET (s of such waiting in all, default 900),
 # PROFILE=1 (perf record lb during one warm HTTPS point; report appended), LB_FROM=head|tree (build the last
-# commit in a temp copy, the default, or the working tree), LB_DLL (use this lb.dll, no build),
+# commit in a temp copy, the default, or the working tree), LB_DLL (use this lb.dll or native lb, no build), LB_AOT=1 (build lb with NativeAOT),
 # OUT (default bench/RESULTS.md).
 #
 # CPU 0: wrk + the nginx backends + this script. CPU 1: the proxy under test (all four are started once and
@@ -91,11 +91,16 @@ done
 # LB_FROM=tree: the working tree as it is. Either way lb is built as it is deployed (samples/systemd):
 # `dotnet publish`.
 LB_FROM=${LB_FROM:-head}
+# LB_AOT=1: publish lb ahead of time (NativeAOT, one native binary) instead of the JIT build.
+if [[ ${LB_AOT:-0} == 1 ]]; then LB_PUBLISH_AOT=(-r linux-x64 -p:PublishAot=true); LB_BUILT=lb; else LB_PUBLISH_AOT=(); LB_BUILT=lb.dll; fi
 source "$HERE/lib/configs.sh"
 write_tls
 write_lb
-lb_answers() { # dll: starts lb on the bench config, waits for any HTTP answer, stops it
-  env "${LB_ENV[@]}" dotnet "$1" run -c "$T/lb/lb.toml" > "$T/lb/try.log" 2>&1 &
+# lb_command FILE: how to start lb from FILE: `dotnet lb.dll`, or the file itself for a NativeAOT build (LB_AOT=1).
+lb_command() { if [[ $1 == *.dll ]]; then LB_CMD=(dotnet "$1"); else LB_CMD=("$1"); fi; }
+lb_answers() { # dll or native binary: starts lb on the bench config, waits for any HTTP answer, stops it
+  lb_command "$1"
+  env "${LB_ENV[@]}" "${LB_CMD[@]}" run -c "$T/lb/lb.toml" > "$T/lb/try.log" 2>&1 &
   local pid=$! ok=1
   STARTED+=($pid)
   local deadline=$((SECONDS + 30))
@@ -112,9 +117,9 @@ if [[ -n ${LB_DLL:-} ]]; then
   LB_SOURCE="given LB_DLL"
 elif [[ $LB_FROM == tree ]]; then
   log "building lb (Release) in the working tree"
-  (cd "$ROOT" && dotnet publish src/Host.cs/Host.csproj -c Release -nologo -v q -o "$T/lb-publish" > "$T/build.log" 2>&1) \
+  (cd "$ROOT" && dotnet publish src/Host.cs/Host.csproj -c Release -nologo -v q "${LB_PUBLISH_AOT[@]}" -o "$T/lb-publish" > "$T/build.log" 2>&1) \
     || { grep -E ' error ' "$T/build.log" | sort -u | head -5 >&2; die "the working tree does not build"; }
-  LB_DLL=$T/lb-publish/lb.dll
+  LB_DLL=$T/lb-publish/$LB_BUILT
   LB_SOURCE="working tree$(cd "$ROOT" && git diff --quiet -- src || echo ' (uncommitted changes in src/)') at $(cd "$ROOT" && git rev-parse --short HEAD)"
   lb_answers "$LB_DLL" || die "lb built from the working tree does not answer"
 else
@@ -123,11 +128,11 @@ else
     log "building lb (Release) from commit $sha ($rev)"
     rm -rf "$T/src-snapshot"; mkdir -p "$T/src-snapshot"
     (cd "$ROOT" && git archive "$rev") | tar -x -C "$T/src-snapshot"
-    if ! (cd "$T/src-snapshot" && dotnet publish src/Host.cs/Host.csproj -c Release -nologo -v q -o "$T/src-snapshot/publish" > "$T/build.log" 2>&1); then
+    if ! (cd "$T/src-snapshot" && dotnet publish src/Host.cs/Host.csproj -c Release -nologo -v q "${LB_PUBLISH_AOT[@]}" -o "$T/src-snapshot/publish" > "$T/build.log" 2>&1); then
       grep -E ' error ' "$T/build.log" | sort -u | head -3 >&2 || true
       continue
     fi
-    LB_DLL=$T/src-snapshot/publish/lb.dll
+    LB_DLL=$T/src-snapshot/publish/$LB_BUILT
     if lb_answers "$LB_DLL"; then
       LB_SOURCE="commit $sha ($rev)"
       [[ $rev == HEAD ]] || LB_SOURCE+=": later commits did not build or answer"
@@ -154,7 +159,8 @@ nginx -t -q -p "$T/nginxproxy" -c "$T/nginxproxy/nginx.conf" -e "$T/nginxproxy/e
 haproxy -c -q -f "$T/haproxy/haproxy.cfg" || die "haproxy config"
 haproxy -c -q -f "$T/chainhaproxy/haproxy.cfg" || die "chain haproxy config"
 apache2 -t -d "$T/apache" -f "$T/apache/apache2.conf" 2>&1 | grep -v 'Syntax OK' >&2 || true
-dotnet "$LB_DLL" check -c "$T/lb/lb.toml" >&2 || die "lb config"
+lb_command "$LB_DLL"
+"${LB_CMD[@]}" check -c "$T/lb/lb.toml" >&2 || die "lb config"
 
 # ---- processes -----------------------------------------------------------------------------------------
 declare -gA ROOTS     # target -> root PIDs whose process trees are measured
@@ -176,7 +182,7 @@ start_backends() {
 
 LB_PID=
 start_lb() {
-  env "${LB_ENV[@]}" taskset -c $PROXY_CPU dotnet "$LB_DLL" run -c "$T/lb/lb.toml" >> "$T/lb/lb.log" 2>&1 &
+  env "${LB_ENV[@]}" taskset -c $PROXY_CPU "${LB_CMD[@]}" run -c "$T/lb/lb.toml" >> "$T/lb/lb.log" 2>&1 &
   LB_PID=$!
   STARTED+=($LB_PID)
   ROOTS[lb]=$LB_PID

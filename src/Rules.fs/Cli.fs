@@ -2,6 +2,8 @@ namespace Lb.Rules
 
 open Argu
 
+// A new union or field type here needs its lines in src/Host.cs/NativeAot.rd.xml, for the NativeAOT build.
+
 type ConfigArgs =
     | [<AltCommandLine("-c"); Mandatory; Unique>] Config of file: string
 

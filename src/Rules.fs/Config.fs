@@ -432,7 +432,7 @@ module Config =
     let private defaultThresholds =
         match Health.thresholds (2, 2) with
         | Ok t -> t
-        | Error e -> failwithf "default thresholds: %A" e
+        | Error e -> failwith ("default thresholds: " + String.concat "; " e)
 
     /// The check timeout when none is written: 2s, capped at the interval.
     let DefaultHealthTimeout = TimeSpan.FromSeconds 2.0

@@ -200,13 +200,13 @@ module Cookies =
             |> Array.indexed
             |> Array.filter (fun (_, v) -> not (isValidValue v))
             |> Array.map (fun (i, v) ->
-                sprintf "server %d: cookie value %A must be %s (RFC 6265 §4.1.1)" (i + 1) v octetsHint)
+                $"server {i + 1}: cookie value \"{v}\" must be {octetsHint} (RFC 6265 §4.1.1)")
 
         let duplicates =
             values
             |> Array.countBy id
             |> Array.filter (fun (_, n) -> n > 1)
-            |> Array.map (fun (v, n) -> sprintf "cookie value %A is used by %d servers; each must be unique" v n)
+            |> Array.map (fun (v, n) -> $"cookie value \"{v}\" is used by {n} servers; each must be unique")
 
         List.ofArray (Array.append invalid duplicates)
 
@@ -251,11 +251,11 @@ module Cookies =
 
         let errors =
             [ if not (isValidName name) then
-                  yield sprintf "cookie name %A must be an RFC 6265 token (visible ASCII, no separators)" name
+                  yield $"cookie name \"{name}\" must be an RFC 6265 token (visible ASCII, no separators)"
               if not (isValidValue value) then
-                  yield sprintf "cookie value %A must be non-empty RFC 6265 cookie-octets" value
+                  yield $"cookie value \"{value}\" must be non-empty RFC 6265 cookie-octets"
               if not (isValidPath path) then
-                  yield sprintf "cookie path %A must start with / and hold no control character or ;" path
+                  yield $"cookie path \"{path}\" must start with / and hold no control character or ;"
               if prefixed "__Secure-" && not secure then
                   yield "a __Secure- cookie needs https (RFC 6265bis §4.1.3.1)"
               if prefixed "__Host-" && not (secure && path = "/") then

@@ -42,7 +42,7 @@ type ExpectedStatus =
     /// Normalised form, e.g. `200-399,404`, for `lb explain` and the stats page.
     override e.ToString() =
         e.ranges
-        |> List.map (fun (lo, hi) -> if lo = hi then string lo else sprintf "%d-%d" lo hi)
+        |> List.map (fun (lo, hi) -> if lo = hi then string lo else $"{lo}-{hi}")
         |> String.concat ","
 
 /// Pure parts of health checking: the rise/fall state machine, the status test and the check schedule.
@@ -60,9 +60,9 @@ module Health =
 
         let errors =
             [ if rise < 1 || rise > limit then
-                  yield sprintf "rise %d must be between 1 and %d" rise limit
+                  yield $"rise {rise} must be between 1 and {limit}"
               if fall < 1 || fall > limit then
-                  yield sprintf "fall %d must be between 1 and %d" fall limit ]
+                  yield $"fall {fall} must be between 1 and {limit}" ]
 
         if errors.IsEmpty then Ok { rise = rise; fall = fall } else Error errors
 
@@ -130,17 +130,17 @@ module Health =
         | [| one |] when one.Length = 3 && Char.IsAsciiDigit one.[0] && one.Substring(1).ToLowerInvariant() = "xx" ->
             let cls = int one.[0] - int '0'
             if cls >= 1 && cls <= 5 then Ok(cls * 100, cls * 100 + 99)
-            else Error(sprintf "status class %A must be 1xx to 5xx" text)
+            else Error($"status class \"{text}\" must be 1xx to 5xx")
         | [| one |] ->
             match code one with
             | Some n -> Ok(n, n)
-            | None -> Error(sprintf "%A is not a status code from 100 to 599, a range like 200-399 or a class like 2xx" text)
+            | None -> Error($"\"{text}\" is not a status code from 100 to 599, a range like 200-399 or a class like 2xx")
         | [| lo; hi |] ->
             match code lo, code hi with
             | Some l, Some h when l <= h -> Ok(l, h)
-            | Some l, Some h -> Error(sprintf "status range %d-%d runs backwards" l h)
-            | _ -> Error(sprintf "status range %A needs two codes from 100 to 599" text)
-        | _ -> Error(sprintf "%A is not a status code, range or class" text)
+            | Some l, Some h -> Error($"status range {l}-{h} runs backwards")
+            | _ -> Error($"status range \"{text}\" needs two codes from 100 to 599")
+        | _ -> Error($"\"{text}\" is not a status code, range or class")
 
     /// Parses an expected-status spec: comma-separated codes (`404`), inclusive ranges (`200-399`) and
     /// classes (`2xx`), spaces allowed around items. Rejects, listing every bad item, anything else, codes

@@ -201,7 +201,14 @@ module Stats =
             o[k] <- v
         o
 
-    let private node (v: 'T) : JsonNode | null = JsonValue.Create<'T>(v)
+    /// One overload per value type the report holds: the generic JsonValue.Create<'T> needs reflection,
+    /// which a NativeAOT build does not have.
+    type private Json =
+        static member Of(v: string) : JsonNode | null = JsonValue.Create v
+        static member Of(v: int) : JsonNode | null = JsonValue.Create v
+        static member Of(v: int64) : JsonNode | null = JsonValue.Create v
+        static member Of(v: float) : JsonNode | null = JsonValue.Create v
+        static member Of(v: bool) : JsonNode | null = JsonValue.Create v
 
     let private serverJson (s: ServerStats) : JsonNode | null =
         let check =
@@ -209,33 +216,33 @@ module Stats =
             | None -> null
             | Some c ->
                 obj
-                    [ "passed", node c.Passed
-                      "status", (match c.Status with Some st -> node st | None -> null)
-                      "duration_ms", node (Math.Round(c.Duration.TotalMilliseconds, 1))
-                      "detail", node c.Detail
-                      "at", node (iso c.At) ]
+                    [ "passed", Json.Of(c.Passed)
+                      "status", (match c.Status with Some st -> Json.Of(st) | None -> null)
+                      "duration_ms", Json.Of(Math.Round(c.Duration.TotalMilliseconds, 1))
+                      "detail", Json.Of(c.Detail)
+                      "at", Json.Of(iso c.At) ]
         obj
-            [ "name", node s.Name
-              "address", node s.Address
-              "status", node (string s.Status)
-              "since", node (iso s.Since)
-              "admin", node (Admin.describe s.Admin)
-              "weight", node s.Weight
-              "check_enabled", node s.CheckEnabled
+            [ "name", Json.Of(s.Name)
+              "address", Json.Of(s.Address)
+              "status", Json.Of(string s.Status)
+              "since", Json.Of(iso s.Since)
+              "admin", Json.Of(Admin.describe s.Admin)
+              "weight", Json.Of(s.Weight)
+              "check_enabled", Json.Of(s.CheckEnabled)
               "last_check", check
-              "checks_passed", node s.ChecksPassed
-              "checks_failed", node s.ChecksFailed
-              "health", node s.Health
-              "rise", node s.Rise
-              "fall", node s.Fall
-              "sessions", obj [ "current", node s.SessionsCurrent; "max", node s.SessionsMax; "total", node s.SessionsTotal ]
-              "queue", node s.Queue
-              "bytes_in", node s.BytesIn
-              "bytes_out", node s.BytesOut
+              "checks_passed", Json.Of(s.ChecksPassed)
+              "checks_failed", Json.Of(s.ChecksFailed)
+              "health", Json.Of(s.Health)
+              "rise", Json.Of(s.Rise)
+              "fall", Json.Of(s.Fall)
+              "sessions", obj [ "current", Json.Of(s.SessionsCurrent); "max", Json.Of(s.SessionsMax); "total", Json.Of(s.SessionsTotal) ]
+              "queue", Json.Of(s.Queue)
+              "bytes_in", Json.Of(s.BytesIn)
+              "bytes_out", Json.Of(s.BytesOut)
               "responses", responsesJson s.Responses
-              "persistence_hits", node s.PersistenceHits
-              "redispatches", node s.Redispatches
-              "pinned_clients", node s.PinnedClients ]
+              "persistence_hits", Json.Of(s.PersistenceHits)
+              "redispatches", Json.Of(s.Redispatches)
+              "pinned_clients", Json.Of(s.PinnedClients) ]
 
     /// The report as JSON: node, vrrp (null when not configured), apps with their servers; times in UTC ISO 8601.
     [<CompiledName("ToJson")>]
@@ -247,19 +254,19 @@ module Stats =
                 servers.Add(serverJson s)
             apps.Add(
                 obj
-                    [ "name", node app.Name
-                      "requests", node app.Requests
-                      "no_server", node app.NoServer
+                    [ "name", Json.Of(app.Name)
+                      "requests", Json.Of(app.Requests)
+                      "no_server", Json.Of(app.NoServer)
                       "responses", responsesJson app.Responses
                       "servers", servers ]
             )
         let root =
             obj
-                [ "node", node report.Node
-                  "vrrp", (match report.Vrrp with Some v -> node v | None -> null)
-                  "version", node report.Version
-                  "now", node (iso report.Now)
-                  "started", node (iso report.Started)
-                  "refresh_s", node report.Refresh.TotalSeconds
+                [ "node", Json.Of(report.Node)
+                  "vrrp", (match report.Vrrp with Some v -> Json.Of(v) | None -> null)
+                  "version", Json.Of(report.Version)
+                  "now", Json.Of(iso report.Now)
+                  "started", Json.Of(iso report.Started)
+                  "refresh_s", Json.Of(report.Refresh.TotalSeconds)
                   "apps", apps ]
         root.ToJsonString(JsonSerializerOptions(WriteIndented = true))

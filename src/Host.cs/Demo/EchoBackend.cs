@@ -48,16 +48,8 @@ public sealed class EchoBackend : IAsyncDisposable
         if (request.Path == "/cookie")
             context.Response.Headers.SetCookie = "a=b; Path=/";
         context.Response.StatusCode = request.Path.StartsWithSegments("/redirect") ? 302 : 200;
-        var echo = new Dictionary<string, object>
-        {
-            ["server"] = name,
-            ["method"] = request.Method,
-            ["target"] = target,
-            ["path"] = request.Path.Value ?? "",
-            ["self"] = self,
-            ["headers"] = request.Headers.ToDictionary(h => h.Key, h => h.Value.ToString()),
-        };
-        return context.Response.WriteAsJsonAsync(echo, EchoJson.Options);
+        context.Response.ContentType = "application/json; charset=utf-8";
+        return context.Response.Body.WriteAsync(EchoJson.Describe(name, request.Method, target, request.Path.Value ?? "", self, request.Headers)).AsTask();
     }
 
     public async ValueTask DisposeAsync()
@@ -67,7 +59,31 @@ public sealed class EchoBackend : IAsyncDisposable
     }
 }
 
+/// <summary>
+/// The echo body, written with <see cref="Utf8JsonWriter"/> rather than the reflection serializer so that the
+/// demo also works in a NativeAOT build.
+/// </summary>
 internal static class EchoJson
 {
-    public static readonly JsonSerializerOptions Options = new() { WriteIndented = true };
+    private static readonly JsonWriterOptions Indented = new() { Indented = true };
+
+    public static ReadOnlyMemory<byte> Describe(string server, string method, string target, string path, string self, IHeaderDictionary headers)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        using (var json = new Utf8JsonWriter(buffer, Indented))
+        {
+            json.WriteStartObject();
+            json.WriteString("server", server);
+            json.WriteString("method", method);
+            json.WriteString("target", target);
+            json.WriteString("path", path);
+            json.WriteString("self", self);
+            json.WriteStartObject("headers");
+            foreach (var header in headers)
+                json.WriteString(header.Key, header.Value.ToString());
+            json.WriteEndObject();
+            json.WriteEndObject();
+        }
+        return buffer.WrittenMemory;
+    }
 }

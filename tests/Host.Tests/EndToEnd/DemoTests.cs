@@ -30,11 +30,15 @@ public sealed class DemoTests
     }
 
     [Fact]
-    public async Task The_readme_demo_command_serves_the_must_show_requests_and_stops_cleanly_on_sigterm()
+    public Task The_readme_demo_command_serves_the_must_show_requests_and_stops_cleanly_on_sigterm() =>
+        ServeTheReadmeDemoAndStop(nativeBinary: null);
+
+    /// <summary>The README's demo, run by `dotnet lb.dll` or by a NativeAOT <paramref name="nativeBinary"/>.</summary>
+    internal static async Task ServeTheReadmeDemoAndStop(string? nativeBinary)
     {
         var httpsPort = FreePort.Next();
         var httpPort = FreePort.Next();
-        using var process = Process.Start(LbProgram.StartInfo(ReadmeDemoArguments(httpsPort, httpPort)))!;
+        using var process = Process.Start(LbProgram.StartInfo(ReadmeDemoArguments(httpsPort, httpPort), nativeBinary: nativeBinary))!;
         var stderr = process.StandardError.ReadToEndAsync();
         var stopped = false;
         try

@@ -46,16 +46,21 @@ public static class LbProgram
 
     public static string Sample(string name) => Path.Combine(RepositoryRoot, "samples", name);
 
-    public static ProcessStartInfo StartInfo(IEnumerable<string> args, string? workingDirectory = null)
+    /// <summary>
+    /// `dotnet lb.dll ARGS`, or with <paramref name="nativeBinary"/> that ahead-of-time compiled lb itself
+    /// (see NativeAotTests).
+    /// </summary>
+    public static ProcessStartInfo StartInfo(IEnumerable<string> args, string? workingDirectory = null, string? nativeBinary = null)
     {
-        var info = new ProcessStartInfo("dotnet")
+        var info = new ProcessStartInfo(nativeBinary ?? "dotnet")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
             WorkingDirectory = workingDirectory ?? RepositoryRoot,
         };
-        info.ArgumentList.Add(DllPath);
+        if (nativeBinary is null)
+            info.ArgumentList.Add(DllPath);
         foreach (var arg in args)
             info.ArgumentList.Add(arg);
         info.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
@@ -64,9 +69,9 @@ public static class LbProgram
     }
 
     /// <summary>Runs lb to completion, bounded by <paramref name="timeout"/> (then it is killed and the test fails).</summary>
-    public static async Task<Result> RunAsync(IEnumerable<string> args, string? workingDirectory = null, TimeSpan? timeout = null)
+    public static async Task<Result> RunAsync(IEnumerable<string> args, string? workingDirectory = null, TimeSpan? timeout = null, string? nativeBinary = null)
     {
-        using var process = Process.Start(StartInfo(args, workingDirectory))!;
+        using var process = Process.Start(StartInfo(args, workingDirectory, nativeBinary))!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         using var cancel = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(60));

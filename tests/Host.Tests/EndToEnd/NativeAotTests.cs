@@ -1,0 +1,217 @@
+using System.Diagnostics;
+using Lb.Host.Demo;
+using Lb.Host.Tests.Support;
+using Xunit;
+
+namespace Lb.Host.Tests.EndToEnd;
+
+/// <summary>
+/// lb compiled ahead of time (NativeAOT: the README's publish line, `bench/run.sh` with LB_AOT=1) behaves as the
+/// JIT build. NativeAOT keeps only what it can see statically, and lb's CLI is Argu reflecting over F# unions: it
+/// works only through src/Host.cs/NativeAot.rd.xml and bench/aot/SpecialNames, which nothing else would notice
+/// breaking. So every command's help, every config error, `explain` and `config show` must print the same bytes
+/// from both builds, and the README's demo must serve from the native binary.
+/// </summary>
+public sealed class NativeAotTests : IClassFixture<NativeAotBuild>, IDisposable
+{
+    private readonly NativeAotBuild _build;
+    private readonly string _directory = Path.Combine(Path.GetTempPath(), $"lb-aot-tests-{Guid.NewGuid():N}");
+
+    public NativeAotTests(NativeAotBuild build) => _build = build;
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_directory))
+            Directory.Delete(_directory, recursive: true);
+    }
+
+    [Theory]
+    [InlineData("--help")]
+    [InlineData("run --help")]
+    [InlineData("check --help")]
+    [InlineData("explain --help")]
+    [InlineData("config --help")]
+    [InlineData("config show --help")]
+    [InlineData("demo --help")]
+    [InlineData("hash-password --help")]
+    [InlineData("--version")]
+    [InlineData("frobnicate")]
+    [InlineData("run --config")]
+    public async Task Every_command_line_reads_the_same_from_both_builds(string commandLine) =>
+        await AssertSameOutputAsync(commandLine.Split(' '));
+
+    [Theory]
+    [InlineData("broken-three-mistakes.toml")]
+    [InlineData("broken-three-rule-mistakes.toml")]
+    [InlineData("rules.toml")]
+    [InlineData("three-apps.toml")]
+    [InlineData("ha-pair/lb1.toml")]
+    public async Task Check_reports_a_sample_the_same_from_both_builds(string sample) =>
+        await AssertSameOutputAsync(["check", "-c", LbProgram.Sample(sample)]);
+
+    /// <summary>
+    /// Every kind of formatted number and quoted value in a config error: F#'s printf needs code generated at run
+    /// time, which NativeAOT cannot do, so a message built with it would crash the native build.
+    /// </summary>
+    [Fact]
+    public async Task Check_reports_formatted_errors_the_same_from_both_builds()
+    {
+        var config = ThreeAppsWithCertificates(
+            """
+
+            [apps.app4]
+            health = { path = "/", expect = "5-1,9xx,300-200,abc,2-3-4", rise = 0, fall = 1001 }
+            servers = [
+              { name = "a", address = "127.0.0.1:9001", cookie = "x" },
+              { name = "b", address = "127.0.0.1:9002", cookie = "x" },
+              { name = "c", address = "127.0.0.1:9003", cookie = "x y" },
+            ]
+            """);
+
+        var result = await AssertSameOutputAsync(["check", "-c", config]);
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains("runs backwards", result.Stdout);
+        Assert.Contains("is used by 2 servers", result.Stdout);
+    }
+
+    [Theory]
+    [InlineData("https://site/app1/x?y")]
+    [InlineData("http://site/app1/x?y")]
+    [InlineData("https://site/app2")]
+    [InlineData("https://site/app10/")]
+    [InlineData("https://site/app1/../app3/z")]
+    public async Task Explain_decides_the_same_in_both_builds(string url)
+    {
+        var config = ThreeAppsWithCertificates();
+
+        var plain = await AssertSameOutputAsync(["explain", "-c", config, url]);
+        var pinned = await AssertSameOutputAsync(["explain", "-c", config, url, "--cookie", "SRVID=app1_2; a=b"]);
+
+        Assert.Equal(0, plain.ExitCode);
+        Assert.Equal(0, pinned.ExitCode);
+    }
+
+    [Fact]
+    public async Task Config_show_prints_the_same_effective_config_from_both_builds()
+    {
+        var result = await AssertSameOutputAsync(["config", "show", "-c", ThreeAppsWithCertificates()]);
+
+        Assert.Equal(0, result.ExitCode);
+        Assert.Contains("[apps.app1]", result.Stdout);
+    }
+
+    [Fact]
+    public Task The_readme_demo_serves_from_the_native_binary() =>
+        DemoTests.ServeTheReadmeDemoAndStop(_build.Binary);
+
+    private async Task<LbProgram.Result> AssertSameOutputAsync(string[] args)
+    {
+        var jit = await LbProgram.RunAsync(args);
+        var native = await LbProgram.RunAsync(args, nativeBinary: _build.Binary);
+        Assert.Equal(jit.Stdout, native.Stdout);
+        Assert.Equal(jit.Stderr, native.Stderr);
+        Assert.Equal(jit.ExitCode, native.ExitCode);
+        return native;
+    }
+
+    /// <summary>samples/three-apps.toml with the PEM files its [tls] paths name, and <paramref name="extra"/> appended.</summary>
+    private string ThreeAppsWithCertificates(string extra = "")
+    {
+        Directory.CreateDirectory(_directory);
+        var config = Path.Combine(_directory, "three-apps.toml");
+        File.WriteAllText(config, File.ReadAllText(LbProgram.Sample("three-apps.toml")) + extra);
+        var tls = Path.Combine(_directory, "tls");
+        if (!Directory.Exists(tls))
+        {
+            var pem = SelfSignedCertificate.Write(tls, "lb");
+            File.Copy(pem.CertPath, Path.Combine(tls, "chain.crt"));
+        }
+        return config;
+    }
+}
+
+/// <summary>
+/// Publishes lb with NativeAOT once for <see cref="NativeAotTests"/>, from a copy of the sources (so the test run's
+/// own build outputs are not touched), bounded at 15 minutes.
+/// </summary>
+public sealed class NativeAotBuild : IAsyncLifetime
+{
+    private static readonly TimeSpan PublishTimeout = TimeSpan.FromMinutes(15);
+    private readonly string _root = Path.Combine(Path.GetTempPath(), $"lb-aot-build-{Guid.NewGuid():N}");
+    private string? _binary;
+    private string _failure = "not built yet";
+
+    /// <summary>The native `lb`; fails the calling test with the build's output if it did not build.</summary>
+    public string Binary => _binary ?? throw new Xunit.Sdk.XunitException("the NativeAOT publish failed:\n" + _failure);
+
+    public async Task InitializeAsync()
+    {
+        CopySources();
+        var output = Path.Combine(_root, "out");
+        var info = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = _root,
+        };
+        foreach (var arg in new[] { "publish", "src/Host.cs/Host.csproj", "-c", "Release", "-r", "linux-x64", "-p:PublishAot=true", "-nologo", "-o", output })
+            info.ArgumentList.Add(arg);
+        // The test host's MSBuild settings would point the child build at the test run's own MSBuild node.
+        foreach (var name in info.Environment.Keys.Where(k => k.StartsWith("MSBUILD", StringComparison.OrdinalIgnoreCase) || k.StartsWith("VSTEST", StringComparison.OrdinalIgnoreCase)).ToArray())
+            info.Environment.Remove(name);
+        info.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        info.Environment["DOTNET_NOLOGO"] = "1";
+
+        using var process = Process.Start(info)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var cancel = new CancellationTokenSource(PublishTimeout);
+        try
+        {
+            await process.WaitForExitAsync(cancel.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            _failure = $"dotnet publish did not finish in {PublishTimeout}";
+            return;
+        }
+        var binary = Path.Combine(output, "lb");
+        if (process.ExitCode == 0 && File.Exists(binary))
+            _binary = binary;
+        else
+            _failure = $"exit code {process.ExitCode}\n{Tail(await stdout)}\n{Tail(await stderr)}";
+    }
+
+    public Task DisposeAsync()
+    {
+        if (Directory.Exists(_root))
+            Directory.Delete(_root, recursive: true);
+        return Task.CompletedTask;
+    }
+
+    /// <summary>What the publish reads: the three projects, the accessor marker, the central props; no bin or obj.</summary>
+    private void CopySources()
+    {
+        var repository = LbProgram.RepositoryRoot;
+        foreach (var file in new[] { "Directory.Build.props", "Directory.Packages.props", "NuGet.config", "nuget.config", "global.json" })
+            if (File.Exists(Path.Combine(repository, file)))
+                File.Copy(Path.Combine(repository, file), Path.Combine(Directory.CreateDirectory(_root).FullName, file));
+        foreach (var folder in new[] { "src", Path.Combine("bench", "aot") })
+            CopyTree(Path.Combine(repository, folder), Path.Combine(_root, folder));
+    }
+
+    private static void CopyTree(string from, string to)
+    {
+        Directory.CreateDirectory(to);
+        foreach (var file in Directory.GetFiles(from))
+            File.Copy(file, Path.Combine(to, Path.GetFileName(file)));
+        foreach (var folder in Directory.GetDirectories(from))
+            if (Path.GetFileName(folder) is not ("bin" or "obj"))
+                CopyTree(folder, Path.Combine(to, Path.GetFileName(folder)));
+    }
+
+    private static string Tail(string text) => text.Length <= 4000 ? text : text[^4000..];
+}
