@@ -295,13 +295,14 @@ public sealed class LbProcessFailoverTests(ITestOutputHelper output)
         var lb2 = Path.Combine(dir, "lb2.toml");
         File.WriteAllText(lb1, LbProcessLab.Config("lb1", Lb1Priority, 1000, weight));
         File.WriteAllText(lb2, LbProcessLab.Config("lb2", Lb2Priority, 1000, weight));
-        var psi = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } d ? d : "dotnet")
+        var command = LbProcessLab.LbCommand("check", "-c", lb1, "--peer", lb2);
+        var psi = new ProcessStartInfo(command[0])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var a in (string[])[LbProcessLab.LbDll, "check", "-c", lb1, "--peer", lb2]) psi.ArgumentList.Add(a);
+        foreach (var a in command[1..]) psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();

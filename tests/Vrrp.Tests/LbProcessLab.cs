@@ -332,7 +332,7 @@ public sealed class LbProcessLab : IDisposable
 
     /// <summary>
     /// lb.dll in src/Host.cs's own output folder (built first by the ProjectReference; the path is recorded at build
-    /// time in this assembly's metadata), or LB_DLL when set.
+    /// time in this assembly's metadata), or LB_DLL when set (a lb.dll, or a NativeAOT lb: see <see cref="LbCommand"/>).
     /// </summary>
     public static string LbDll =>
         Environment.GetEnvironmentVariable("LB_DLL") is { Length: > 0 } dll ? dll
@@ -340,6 +340,13 @@ public sealed class LbProcessLab : IDisposable
               .FirstOrDefault(a => a.Key == "LbDll")?.Value
           ?? throw new InvalidOperationException("no LbDll metadata: build tests/Vrrp.Tests with its csproj");
     public static string Dotnet => Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } p ? p : "dotnet";
+
+    /// <summary>
+    /// The command line that runs lb with <paramref name="args"/>: `dotnet lb.dll ARGS`, or, when LB_DLL names a
+    /// NativeAOT binary (no .dll), that binary itself, so these suites can run against the native build.
+    /// </summary>
+    public static string[] LbCommand(params string[] args) =>
+        LbDll.EndsWith(".dll", StringComparison.Ordinal) ? [Dotnet, LbDll, .. args] : [LbDll, .. args];
 
     /// <summary>
     /// The config of one node: plain HTTP on *:8080 (TLS ends before lb), app1 → the backend, no access log, and a
@@ -389,7 +396,7 @@ public sealed class LbProcessLab : IDisposable
         var path = asUser?.WriteFile($"{node}.toml", config) ?? WriteConfig(node, config);
         if (!File.Exists(LbDll)) throw new FileNotFoundException("lb is not built", LbDll);
         var psi = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        IEnumerable<string> lb = asUser?.Command(Dotnet, ["run", "-c", path]) ?? [Dotnet, LbDll, "run", "-c", path];
+        IEnumerable<string> lb = asUser?.Command(Dotnet, ["run", "-c", path]) ?? LbCommand("run", "-c", path);
         foreach (var a in new[] { "netns", "exec", NsOf(node) }.Concat(lb)) psi.ArgumentList.Add(a);
         var p = new LabProcess(label ?? node, Process.Start(psi)!, output);
         processes.Add(p);

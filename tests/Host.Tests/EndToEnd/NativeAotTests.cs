@@ -49,6 +49,10 @@ public sealed class NativeAotTests : IClassFixture<NativeAotBuild>, IDisposable
     public async Task Check_reports_a_sample_the_same_from_both_builds(string sample) =>
         await AssertSameOutputAsync(["check", "-c", LbProgram.Sample(sample)]);
 
+    [Fact]
+    public async Task Check_with_a_peer_prints_the_same_failover_table_from_both_builds() =>
+        await AssertSameOutputAsync(["check", "-c", LbProgram.Sample("ha-pair/lb1.toml"), "--peer", LbProgram.Sample("ha-pair/lb2.toml")]);
+
     /// <summary>
     /// Every kind of formatted number and quoted value in a config error: F#'s printf needs code generated at run
     /// time, which NativeAOT cannot do, so a message built with it would crash the native build.
