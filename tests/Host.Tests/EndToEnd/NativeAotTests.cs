@@ -109,6 +109,51 @@ public sealed class NativeAotTests : IClassFixture<NativeAotBuild>, IDisposable
     public Task The_readme_demo_serves_from_the_native_binary() =>
         DemoTests.ServeTheReadmeDemoAndStop(_build.Binary);
 
+    /// <summary>
+    /// `lb run` from the native binary forwards to a backend, and its stats site answers: the page, the JSON (built
+    /// without the reflection serializer for this build), Prometheus metrics, behind HTTP Basic.
+    /// </summary>
+    [Fact]
+    public async Task Lb_run_forwards_and_serves_its_stats_site_from_the_native_binary()
+    {
+        await using var backend = await EchoBackend.StartAsync("app1_1");
+        var port = FreePort.Next();
+        var statsPort = FreePort.Next();
+        const string password = "a native pass phrase, long enough";
+        var hash = Lb.Rules.Password.Hash(password, System.Security.Cryptography.RandomNumberGenerator.GetBytes(16), 20_000);
+        Directory.CreateDirectory(_directory);
+        var config = Path.Combine(_directory, "lb.toml");
+        File.WriteAllText(config, $"""
+            [listen]
+            http = "127.0.0.1:{port}"
+            plain_http = "proxy"
+            [apps.app1]
+            servers = [ {"{"} name = "app1_1", address = "{backend.Address}" {"}"} ]
+            [stats]
+            listen = "127.0.0.1:{statsPort}"
+            user = "ops"
+            password_hash = "{hash}"
+            [log]
+            access = "off"
+            """);
+
+        await using var lb = await LbProcess.StartAsync(config, nativeBinary: _build.Binary);
+        using var client = new HttpClient();
+        var echo = Echo.Parse(await client.GetStringAsync($"http://127.0.0.1:{port}/app1/native?x=1"));
+        Assert.Equal("/native?x=1", echo.Target);
+
+        var stats = $"http://127.0.0.1:{statsPort}";
+        Assert.Equal(System.Net.HttpStatusCode.Unauthorized, (await client.GetAsync($"{stats}/stats.json")).StatusCode);
+        client.DefaultRequestHeaders.Authorization = new("Basic", Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes($"ops:{password}")));
+        using var json = System.Text.Json.JsonDocument.Parse(await client.GetStringAsync($"{stats}/stats.json"));
+        var app = Assert.Single(json.RootElement.GetProperty("apps").EnumerateArray());
+        Assert.Equal("app1", app.GetProperty("name").GetString());
+        Assert.Equal(1, app.GetProperty("requests").GetInt64());
+        Assert.Equal("app1_1", Assert.Single(app.GetProperty("servers").EnumerateArray()).GetProperty("name").GetString());
+        Assert.Contains("lb_server_", await client.GetStringAsync($"{stats}/metrics"));
+        Assert.Contains("app1_1", await client.GetStringAsync($"{stats}/"));
+    }
+
     private async Task<LbProgram.Result> AssertSameOutputAsync(string[] args)
     {
         var jit = await LbProgram.RunAsync(args);

@@ -25,9 +25,10 @@ public sealed class LbProcess : IAsyncDisposable
 
     /// <summary>Starts lb on <paramref name="configPath"/> and waits for its start line.</summary>
     /// <param name="hupIgnored">Start it as `nohup` would: SIGHUP ignored, a disposition the process inherits.</param>
-    public static async Task<LbProcess> StartAsync(string configPath, bool hupIgnored = false)
+    /// <param name="nativeBinary">A NativeAOT lb to run instead of `dotnet lb.dll` (see NativeAotTests).</param>
+    public static async Task<LbProcess> StartAsync(string configPath, bool hupIgnored = false, string? nativeBinary = null)
     {
-        var info = LbProgram.StartInfo(["run", "-c", configPath]);
+        var info = LbProgram.StartInfo(["run", "-c", configPath], nativeBinary: nativeBinary);
         if (hupIgnored)
         {
             // sh ignores SIGHUP, then becomes `dotnet lb.dll ...` (same PID), which inherits the ignore.
