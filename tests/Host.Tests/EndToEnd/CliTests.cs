@@ -1,5 +1,4 @@
 using System.Text.RegularExpressions;
-using Lb.Host.Demo;
 using Lb.Host.Tests.Support;
 using Xunit;
 
@@ -16,8 +15,7 @@ public sealed class CliTests : IDisposable
         Directory.CreateDirectory(_directory);
         var config = Path.Combine(_directory, "three-apps.toml");
         File.Copy(LbProgram.Sample("three-apps.toml"), config);
-        var pem = SelfSignedCertificate.Write(Path.Combine(_directory, "tls"), "lb");
-        File.Copy(pem.CertPath, Path.Combine(_directory, "tls", "chain.crt"));
+        LbProgram.WriteSampleCertificates(_directory);
         return config;
     }
 

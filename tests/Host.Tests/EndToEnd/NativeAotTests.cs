@@ -170,12 +170,8 @@ public sealed class NativeAotTests : IClassFixture<NativeAotBuild>, IDisposable
         Directory.CreateDirectory(_directory);
         var config = Path.Combine(_directory, "three-apps.toml");
         File.WriteAllText(config, File.ReadAllText(LbProgram.Sample("three-apps.toml")) + extra);
-        var tls = Path.Combine(_directory, "tls");
-        if (!Directory.Exists(tls))
-        {
-            var pem = SelfSignedCertificate.Write(tls, "lb");
-            File.Copy(pem.CertPath, Path.Combine(tls, "chain.crt"));
-        }
+        if (!Directory.Exists(Path.Combine(_directory, "tls")))
+            LbProgram.WriteSampleCertificates(_directory);
         return config;
     }
 }

@@ -26,8 +26,7 @@ public sealed class RunCommandTests : IAsyncLifetime
     public async Task The_three_apps_sample_runs_and_serves_every_app()
     {
         Directory.CreateDirectory(_directory);
-        var pem = SelfSignedCertificate.Write(Path.Combine(_directory, "tls"), "lb");
-        File.Copy(pem.CertPath, Path.Combine(_directory, "tls", "chain.crt"));
+        var pem = LbProgram.WriteSampleCertificates(_directory);
         var httpsPort = FreePort.Next();
         var httpPort = FreePort.Next();
         var text = File.ReadAllText(LbProgram.Sample("three-apps.toml"))

@@ -47,6 +47,17 @@ public static class LbProgram
     public static string Sample(string name) => Path.Combine(RepositoryRoot, "samples", name);
 
     /// <summary>
+    /// Writes into <paramref name="directory"/>/tls the PEM files samples/three-apps.toml's [tls] names (relative to
+    /// the config): a self-signed lb.crt and lb.key, and the same certificate as chain.crt.
+    /// </summary>
+    public static Lb.Host.Demo.SelfSignedCertificate.PemFiles WriteSampleCertificates(string directory)
+    {
+        var pem = Lb.Host.Demo.SelfSignedCertificate.Write(Path.Combine(directory, "tls"), "lb");
+        File.Copy(pem.CertPath, Path.Combine(directory, "tls", "chain.crt"));
+        return pem;
+    }
+
+    /// <summary>
     /// `dotnet lb.dll ARGS`, or with <paramref name="nativeBinary"/> that ahead-of-time compiled lb itself
     /// (see NativeAotTests).
     /// </summary>
