@@ -12,36 +12,12 @@ set -euo pipefail
 
 main() {
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$HERE/.." && pwd)
 REPEAT=${REPEAT:-2}
 SECS=${SECS:-8}
 read -r -a LB_ENV <<< "${LB_ENV-DOTNET_TC_CallCountingDelayMs=0 DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 DOTNET_gcServer=0}"
-export PATH=$PATH:/usr/sbin
-for tool in wrk nginx taskset curl; do command -v $tool >/dev/null || { echo "split: needs $tool (bench/run.sh installs it)" >&2; exit 1; }; done
-
-T=$(mktemp -d /tmp/lb-split.XXXXXX)
-STARTED=()
-trap 'for p in "${STARTED[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; sleep 1; for p in "${STARTED[@]}"; do kill -KILL "$p" 2>/dev/null || true; done; rm -rf "$T"' EXIT
-taskset -cp 0 $$ >/dev/null
-
-if [[ -z ${LB_DLL:-} ]]; then
-  (cd "$ROOT" && dotnet publish src/Host.cs/Host.csproj -c Release -nologo -v q -o "$T/publish" > "$T/build.log" 2>&1) \
-    || { grep -E ' error ' "$T/build.log" | sort -u | head -5 >&2; exit 1; }
-  LB_DLL=$T/publish/lb.dll
-fi
-source "$HERE/lib/configs.sh"
-write_tls
-write_lb
-write_backend_nginx
-
-nginx -p "$T/backend" -c "$T/backend/nginx.conf" -e "$T/backend/error.log" -g 'daemon off;' &
-STARTED+=($!)
-env "${LB_ENV[@]}" taskset -c 1 dotnet "$LB_DLL" run -c "$T/lb/lb.toml" > "$T/lb.log" 2>&1 &
-LB=$!
-STARTED+=($LB)
-for _ in $(seq 1 150); do curl -sk -o /dev/null --max-time 1 https://127.0.0.1:20443/app2/ && break; sleep 0.2; done
+source "$HERE/lib/one-lb.sh"
+start_one_lb split
 [[ $(curl -sk -o /dev/null -w '%{http_code}' https://127.0.0.1:20443/app2) == 302 ]] || { echo "split: /app2 is not redirected" >&2; exit 1; }
-[[ $(curl -sk -o /dev/null -w '%{http_code}' https://127.0.0.1:20443/app2/bench) == 200 ]] || { echo "split: /app2/bench is not forwarded" >&2; exit 1; }
 
 echo "| path | round | req/s | lb CPU µs/request |"
 echo "|---|---:|---:|---:|"
@@ -56,8 +32,6 @@ for round in $(seq 1 "$REPEAT"); do
   point "HTTP, answered by lb (redirect)" http://127.0.0.1:20080/app2 "$SECS" "$round"
 done
 }
-
-lb_ticks() { awk '{print $14 + $15}' "/proc/$LB/stat"; } # utime + stime, in clock ticks
 
 point() { # label url seconds [round]: one bounded wrk run, 64 keep-alive connections; prints a table row
   local t0 t1 out requests rps hz

@@ -117,41 +117,118 @@ public sealed class NativeAotTests : IClassFixture<NativeAotBuild>, IDisposable
     public async Task Lb_run_forwards_and_serves_its_stats_site_from_the_native_binary()
     {
         await using var backend = await EchoBackend.StartAsync("app1_1");
-        var port = FreePort.Next();
-        var statsPort = FreePort.Next();
-        const string password = "a native pass phrase, long enough";
-        var hash = Lb.Rules.Password.Hash(password, System.Security.Cryptography.RandomNumberGenerator.GetBytes(16), 20_000);
-        Directory.CreateDirectory(_directory);
-        var config = Path.Combine(_directory, "lb.toml");
-        File.WriteAllText(config, $"""
-            [listen]
-            http = "127.0.0.1:{port}"
-            plain_http = "proxy"
-            [apps.app1]
-            servers = [ {"{"} name = "app1_1", address = "{backend.Address}" {"}"} ]
-            [stats]
-            listen = "127.0.0.1:{statsPort}"
-            user = "ops"
-            password_hash = "{hash}"
-            [log]
-            access = "off"
-            """);
+        var site = new StatsSiteConfig(_directory);
+        site.Write(Server("app1", backend));
 
-        await using var lb = await LbProcess.StartAsync(config, nativeBinary: _build.Binary);
+        await using var lb = await LbProcess.StartAsync(site.Path, nativeBinary: _build.Binary);
         using var client = new HttpClient();
-        var echo = Echo.Parse(await client.GetStringAsync($"http://127.0.0.1:{port}/app1/native?x=1"));
+        var echo = Echo.Parse(await client.GetStringAsync($"{site.Proxy}/app1/native?x=1"));
         Assert.Equal("/native?x=1", echo.Target);
 
-        var stats = $"http://127.0.0.1:{statsPort}";
-        Assert.Equal(System.Net.HttpStatusCode.Unauthorized, (await client.GetAsync($"{stats}/stats.json")).StatusCode);
-        client.DefaultRequestHeaders.Authorization = new("Basic", Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes($"ops:{password}")));
-        using var json = System.Text.Json.JsonDocument.Parse(await client.GetStringAsync($"{stats}/stats.json"));
+        Assert.Equal(System.Net.HttpStatusCode.Unauthorized, (await client.GetAsync($"{site.Stats}/stats.json")).StatusCode);
+        using var stats = site.StatsClient();
+        using var json = System.Text.Json.JsonDocument.Parse(await stats.GetStringAsync("/stats.json"));
         var app = Assert.Single(json.RootElement.GetProperty("apps").EnumerateArray());
         Assert.Equal("app1", app.GetProperty("name").GetString());
         Assert.Equal(1, app.GetProperty("requests").GetInt64());
         Assert.Equal("app1_1", Assert.Single(app.GetProperty("servers").EnumerateArray()).GetProperty("name").GetString());
-        Assert.Contains("lb_server_", await client.GetStringAsync($"{stats}/metrics"));
-        Assert.Contains("app1_1", await client.GetStringAsync($"{stats}/"));
+        Assert.Contains("lb_server_", await stats.GetStringAsync("/metrics"));
+        Assert.Contains("app1_1", await stats.GetStringAsync("/"));
+    }
+
+    /// <summary>
+    /// What the JIT build's ReloadTests, StatsEndpointTests and ShutdownTests check, once each from the native binary:
+    /// an admin POST from the stats page (token and Origin checked) takes a server out, SIGHUP applies a changed
+    /// config and refuses a broken one while the running config keeps serving, and SIGTERM ends lb with exit code 0.
+    /// </summary>
+    [Fact]
+    public async Task Admin_actions_reload_and_sigterm_work_from_the_native_binary()
+    {
+        await using var one = await EchoBackend.StartAsync("app1_1");
+        await using var two = await EchoBackend.StartAsync("app1_2");
+        await using var other = await EchoBackend.StartAsync("app2_1");
+        var site = new StatsSiteConfig(_directory);
+        site.Write(Server("app1", one, two));
+        await using var lb = await LbProcess.StartAsync(site.Path, nativeBinary: _build.Binary);
+        // No cookies: each request is a new client, so the balancing spreads them (the persistence cookie would pin them).
+        using var proxy = new HttpClient(new SocketsHttpHandler { UseCookies = false }) { BaseAddress = new Uri(site.Proxy) };
+        using var stats = site.StatsClient();
+        async Task<HashSet<string>> ServersAsync(string app)
+        {
+            var seen = new HashSet<string>();
+            for (var i = 0; i < 6; i++)
+                seen.Add(Echo.Parse(await proxy.GetStringAsync($"/{app}/x")).Server);
+            return seen;
+        }
+        Assert.Equal(["app1_1", "app1_2"], (await ServersAsync("app1")).Order());
+
+        var token = System.Text.RegularExpressions.Regex.Match(await stats.GetStringAsync("/"), "name=\"token\" value=\"([^\"]+)\"").Groups[1].Value;
+        using var maint = new HttpRequestMessage(HttpMethod.Post, "/admin")
+        {
+            Content = new FormUrlEncodedContent(new Dictionary<string, string>
+            {
+                ["token"] = token, ["app"] = "app1", ["server"] = "app1_1", ["action"] = "maint", ["drain_seconds"] = "",
+            }),
+        };
+        maint.Headers.Add("Origin", site.Stats);
+        Assert.Equal(System.Net.HttpStatusCode.SeeOther, (await stats.SendAsync(maint)).StatusCode);
+        Assert.Equal(["app1_2"], await ServersAsync("app1"));
+
+        site.Write(Server("app1", one, two) + Server("app2", other));
+        Assert.Contains("reload #2 applied (SIGHUP): apps added: app2", await lb.ReloadAsync());
+        Assert.Equal(["app2_1"], await ServersAsync("app2"));
+
+        site.Write(Server("app1", one, two) + Server("app2", other) + "[apps.app3]\nservers = []\n");
+        Assert.Contains("reload refused (SIGHUP): 1 error(s)", await lb.ReloadAsync());
+        Assert.Equal(["app2_1"], await ServersAsync("app2"));
+
+        lb.Signal(LbProgram.Sigterm);
+        Assert.Equal(0, await lb.WaitForExitAsync(TimeSpan.FromSeconds(20)));
+    }
+
+    /// <summary>`[apps.NAME]` with one server per backend, named as the backend.</summary>
+    private static string Server(string app, params EchoBackend[] backends) =>
+        $"[apps.{app}]\nservers = [ {string.Join(", ", backends.Select(b => $"{{ name = \"{b.Name}\", address = \"{b.Address}\" }}"))} ]\n";
+
+    /// <summary>
+    /// An lb.toml in <paramref name="directory"/>: plain HTTP proxied on one free port, the stats site on another
+    /// behind HTTP Basic (user ops), no access log, then the apps given to <see cref="Write"/>.
+    /// </summary>
+    private sealed class StatsSiteConfig(string directory)
+    {
+        private const string Password = "a native pass phrase, long enough";
+        private static readonly string Hash = Lb.Rules.Password.Hash(Password, System.Security.Cryptography.RandomNumberGenerator.GetBytes(16), 20_000).ToString();
+        private readonly int _port = FreePort.Next();
+        private readonly int _statsPort = FreePort.Next();
+
+        public string Path { get; } = System.IO.Path.Combine(Directory.CreateDirectory(directory).FullName, "lb.toml");
+        public string Proxy => $"http://127.0.0.1:{_port}";
+        public string Stats => $"http://127.0.0.1:{_statsPort}";
+
+        public void Write(string apps) => File.WriteAllText(Path, $"""
+            [listen]
+            http = "127.0.0.1:{_port}"
+            plain_http = "proxy"
+            [stats]
+            listen = "127.0.0.1:{_statsPort}"
+            user = "ops"
+            password_hash = "{Hash}"
+            [log]
+            access = "off"
+
+            """ + apps);
+
+        /// <summary>
+        /// Signed in. Redirects not followed: the admin answer is a 303 to the page, and HttpClient drops the
+        /// credentials when it follows one.
+        /// </summary>
+        public HttpClient StatsClient()
+        {
+            var client = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false }) { BaseAddress = new Uri(Stats) };
+            client.DefaultRequestHeaders.Authorization =
+                new("Basic", Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes($"ops:{Password}")));
+            return client;
+        }
     }
 
     private async Task<LbProgram.Result> AssertSameOutputAsync(string[] args)
