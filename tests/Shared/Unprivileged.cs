@@ -60,7 +60,7 @@ public sealed class UnprivilegedLb : IDisposable
         "set -e; home=$1; tmp=$2; shift 2; mount --bind \"$home\" \"$home\"; mount --bind \"$tmp\" /tmp; " +
         "mount -o remount,bind,ro /; cd /; exec \"$@\"";
 
-    /// <summary>Where lb.dll is, in the copy the user can read.</summary>
+    /// <summary>Where lb.dll (or a NativeAOT lb) is, in the copy the user can read.</summary>
     public string LbDll { get; }
     /// <summary>The user's private folder (mode 0700, owned by it): configs, cache, access log.</summary>
     public string Home { get; }
@@ -69,7 +69,7 @@ public sealed class UnprivilegedLb : IDisposable
     readonly IReadOnlyList<string> bounding;
     readonly bool noNewPrivileges;
 
-    /// <param name="lbDll">The built lb.dll; its whole folder is copied.</param>
+    /// <param name="lbDll">The built lb.dll, or a NativeAOT lb; its whole folder is copied.</param>
     /// <param name="unit">The unit whose capability sets to apply; null: no capability at all.</param>
     public UnprivilegedLb(string lbDll, SystemdUnit? unit)
     {
@@ -106,10 +106,10 @@ public sealed class UnprivilegedLb : IDisposable
     }
 
     /// <summary>
-    /// <c>unshare ... sh -c READ-ONLY-SYSTEM ... setpriv ... -- DOTNET lb.dll ARGS</c>, each exec'ing the next: the
-    /// read-only filesystem, then the user's uid, gid and groups; with a unit, its capabilities in the
-    /// inheritable and ambient sets (so they are effective in lb and passed on to `ip`), its bounding set and
-    /// no_new_privs; without one, every set empty.
+    /// <c>unshare ... sh -c READ-ONLY-SYSTEM ... setpriv ... -- DOTNET lb.dll ARGS</c> (<c>-- lb ARGS</c> for a
+    /// NativeAOT lb), each exec'ing the next: the read-only filesystem, then the user's uid, gid and groups; with a
+    /// unit, its capabilities in the inheritable and ambient sets (so they are effective in lb and passed on to
+    /// `ip`), its bounding set and no_new_privs; without one, every set empty.
     /// </summary>
     public IReadOnlyList<string> Command(string dotnet, IEnumerable<string> lbArgs)
     {
@@ -121,7 +121,8 @@ public sealed class UnprivilegedLb : IDisposable
             $"--inh-caps={Set(Capabilities)}", $"--ambient-caps={Set(Capabilities)}", $"--bounding-set={Set(bounding)}",
         };
         if (noNewPrivileges) args.Add("--no-new-privs");
-        args.AddRange(["--", dotnet, LbDll]);
+        // A NativeAOT lb (no .dll) runs by itself.
+        args.AddRange(LbDll.EndsWith(".dll", StringComparison.Ordinal) ? ["--", dotnet, LbDll] : ["--", LbDll]);
         args.AddRange(lbArgs);
         return args;
     }
