@@ -45,8 +45,8 @@ write_backend_nginx() {
 
 write_tls() {
   mkdir -p "$T/tls"
-  # TLS_KEY=rsa for RSA-2048; the default ECDSA P-256 keeps the handshake of 1,000 connections from
-  # eating most of a short point (an RSA-2048 signature costs ~1.5 ms of the proxy's core, P-256 ~0.05 ms).
+  # TLS_KEY=rsa for RSA-2048, else ECDSA P-256. Measured with bench/handshakes.sh (2026-11-27), a whole new
+  # connection (handshake, one request, close) costs lb or HAProxy 0.75-0.96 ms of the proxy's core with either key.
   local newkey=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1)
   [[ ${TLS_KEY:-ec} == rsa ]] && newkey=(-newkey rsa:2048)
   openssl req -x509 "${newkey[@]}" -nodes -days 2 -subj /CN=localhost \
