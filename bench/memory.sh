@@ -7,6 +7,9 @@
 #   sudo LB_DLL=/path/lb CONNS=1000 bench/memory.sh       # a native (NativeAOT) lb, 1,000 connections
 #   sudo LB_ENV="DOTNET_GCgen0size=0x400000" bench/memory.sh
 #
+# Knobs (environment): LB_DLL, CONNS (64), SECS (10 s per load), LB_ENV (lb's environment; default as bench/run.sh),
+# ADDRESSES=1 (print each large anonymous mapping's address range, to tell GC regions from malloc arenas).
+#
 # Pinning as bench/run.sh: wrk and the nginx backends on CPU 0, lb on CPU 1. Loopback only; every load is a
 # bounded wrk run; only the processes this script started are stopped, by PID.
 set -euo pipefail
