@@ -213,6 +213,17 @@ type ConfigError =
       Message: string
       Hint: string }
 
+    /// `LINE:COL: keyword: message (hint: ...)`, one line of visible text: messages quote values from the file,
+    /// whose control characters (a TOML string may hold any) would break the line an editor jumps to or reach
+    /// the terminal as escape sequences, so each is shown as `\xHH`.
     override this.ToString() =
         let hint = if String.IsNullOrEmpty this.Hint then "" else $" (hint: {this.Hint})"
-        $"{this.Line}:{this.Column}: {this.Keyword}: {this.Message}{hint}"
+        ConfigError.Visible $"{this.Line}:{this.Column}: {this.Keyword}: {this.Message}{hint}"
+
+    static member private Visible(text: string) =
+        if not (text |> Seq.exists Char.IsControl) then
+            text
+        else
+            text
+            |> Seq.map (fun c -> if Char.IsControl c then $"\\x{int c:x2}" else string c)
+            |> String.concat ""

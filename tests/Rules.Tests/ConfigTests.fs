@@ -408,3 +408,24 @@ let ``warm_up is off by default and only takes a duration string`` () =
         match withNode bad with
         | Error [ e ] -> Assert.Equal("node.warm_up", e.Keyword)
         | other -> failwithf "%s: expected one error at node.warm_up, got %A" bad other
+
+[<Property>]
+let ``a config error prints as one line of visible text whatever its message quotes`` (keyword: string, message: string, hint: string) =
+    let error = { Keyword = string keyword; Line = 3; Column = 7; Message = string message; Hint = string hint }
+    let text = string error
+    let visibleAlready (s: string) = not (s |> Seq.exists Char.IsControl)
+    not (text |> Seq.exists Char.IsControl)
+    && text.StartsWith "3:7: "
+    && (not (visibleAlready error.Message) || text.Contains error.Message)
+
+[<Fact>]
+let ``a cookie value with a newline and a terminal escape is reported on one line, the characters shown as hex`` () =
+    let text =
+        valid.Replace("{ name = \"app1_1\", address = \"127.0.0.1:9101\" }",
+                      "{ name = \"app1_1\", address = \"127.0.0.1:9101\", cookie = \"x\\ny\\u001b[31m\" }")
+    match parse text with
+    | Ok _ -> failwith "an invalid cookie value was accepted"
+    | Error errors ->
+        let shown = errors |> List.map string |> List.find (fun e -> e.Contains "cookie")
+        Assert.Contains("'x\\x0ay\\x1b[31m'", shown)
+        Assert.DoesNotContain("\n", shown)
