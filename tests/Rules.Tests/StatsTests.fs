@@ -299,6 +299,76 @@ let ``client-controlled text can neither break the line nor add a field`` () =
         not (line.Contains '\n') && not (line.Contains '\r') && f.Length = 16
         && f[9] = "app=app1" && f[10] = "server=app1_2" && f[14] = "total=4")
 
+/// The access log line as it was first written, from strings (Apache's ap_escape_logitem per field, fields
+/// joined by spaces): the specification `AccessLog.write`, which writes bytes, must match exactly.
+module private ReferenceLine =
+    open System.Globalization
+    open System.Text
+
+    let escape (text: string) =
+        let out = StringBuilder()
+        for b in Encoding.UTF8.GetBytes text do
+            match char b with
+            | '"' -> out.Append("\\\"") |> ignore
+            | '\\' -> out.Append("\\\\") |> ignore
+            | _ when b < 0x20uy || b >= 0x7Fuy -> out.Append("\\x").Append(b.ToString("x2", CultureInfo.InvariantCulture)) |> ignore
+            | c -> out.Append c |> ignore
+        out.ToString()
+
+    let token (text: string) = if String.IsNullOrEmpty text then "-" else (escape text).Replace(" ", "\\x20")
+    let quoted (text: string) = if String.IsNullOrEmpty text then "\"-\"" else "\"" + escape text + "\""
+    let ms (v: int64) = if v < 0L then "-1" else v.ToString(CultureInfo.InvariantCulture)
+
+    let format (e: AccessLogEntry) =
+        String.Join(
+            " ",
+            [| token e.ClientAddress; "-"; "-"
+               "[" + e.Time.ToUniversalTime().ToString("dd/MMM/yyyy:HH:mm:ss", CultureInfo.InvariantCulture) + " +0000]"
+               quoted (e.Method + " " + e.Target + " " + e.Protocol)
+               e.Status.ToString(CultureInfo.InvariantCulture)
+               (if e.BytesSent <= 0L then "-" else e.BytesSent.ToString(CultureInfo.InvariantCulture))
+               quoted e.Referer; quoted e.UserAgent
+               "app=" + token e.App; "server=" + token e.Server
+               "queue=" + ms e.QueueMs; "connect=" + ms e.ConnectMs; "response=" + ms e.ResponseMs; "total=" + ms e.TotalMs
+               "xff=" + quoted e.ForwardedFor |]
+        )
+
+[<Property(MaxTest = 500)>]
+let ``the access log writes exactly the line Apache's escaping of each field gives`` () =
+    let text =
+        Gen.frequency
+            [ 6, Gen.elements [ "a"; "Z"; "/"; "?"; "="; "\""; "\\"; "\n"; "\r"; "\t"; " "; "é"; "😀"; "\u0000"; "\u007F"; "\ud800"; "]" ]
+              1, ArbMap.defaults |> ArbMap.generate<string> |> Gen.map (fun s -> if String.IsNullOrEmpty s then "" else s) ]
+        |> Gen.listOf
+        |> Gen.map String.Concat
+    let number = Gen.elements [ -5L; -1L; 0L; 1L; 9L; 10L; 2326L; Int64.MaxValue ]
+    let time =
+        Gen.map2 (fun (ticks: int64) (offsetHours: int) ->
+                    DateTimeOffset(abs ticks % (DateTime.MaxValue.Ticks - TimeSpan.TicksPerDay) + TimeSpan.TicksPerDay,
+                                   TimeSpan.FromHours(float offsetHours)))
+            (ArbMap.defaults |> ArbMap.generate<int64>) (Gen.choose (-12, 14))
+    let entries =
+        gen {
+            let! strings = Gen.arrayOfLength 10 text
+            let! numbers = Gen.arrayOfLength 5 number
+            let! status = Gen.choose (-1, 1000)
+            let! at = time
+            return
+                { ClientAddress = strings[0]; ForwardedFor = strings[1]; Time = at; Method = strings[2]; Target = strings[3]
+                  Protocol = strings[4]; Status = status; BytesSent = numbers[0]; Referer = strings[5]; UserAgent = strings[6]
+                  App = strings[7]; Server = strings[8]; QueueMs = numbers[1]; ConnectMs = numbers[2]; ResponseMs = numbers[3]
+                  TotalMs = numbers[4] }
+        }
+    forAll entries (fun e -> AccessLog.format e = ReferenceLine.format e)
+
+[<Fact>]
+let ``an entry with null strings (from C#) logs them as empty, without failing`` () =
+    let line =
+        let none = Unchecked.defaultof<string>
+        AccessLog.format { entry with Method = none; Target = none; UserAgent = none; App = none; ForwardedFor = none }
+    Assert.Contains("\"  HTTP/1.1\" 200 2326 \"http://site/\" \"-\" app=- server=app1_2", line)
+    Assert.EndsWith("xff=\"-\"", line)
+
 // ---- [stats] and [log] config ------------------------------------------------------------------------
 
 let private goodHash = string (hashOf "a long and unusual pass phrase")

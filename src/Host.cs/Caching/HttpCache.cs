@@ -182,7 +182,7 @@ public sealed class HttpCache : IAsyncDisposable
     private static (Tuple<string, string>[] Headers, string? InsertedCookie) ResponseHeaders(HttpContext context, HttpResponseMessage proxyResponse)
     {
         var inserted = context.Features.Get<ForwardContext>() is { InsertCookie: true } forward
-            ? Persistence.SetCookieFor(forward.Plan.App, forward.ServerIndex, context.Request.IsHttps)
+            ? forward.PersistenceCookie(context.Request.IsHttps)
             : null;
         var headers = new List<Tuple<string, string>>();
         foreach (var (name, values) in context.Response.Headers)

@@ -42,7 +42,22 @@ public sealed class AppRuntime
         Servers = servers;
         Counters = counters;
         _weights = config.Servers.Select(s => s.Weight).ToArray();
+        if (Persistence.IsOn(config))
+            _persistenceCookies = [CookiesOfServers(config, secure: false), CookiesOfServers(config, secure: true)];
     }
+
+    /// <summary>
+    /// Each server's Set-Cookie line, over http and over https: fixed by the config, so built once here rather
+    /// than for every response that pins a client (<see cref="Persistence.SetCookieFor"/>).
+    /// </summary>
+    private readonly string[][]? _persistenceCookies;
+
+    private static string[] CookiesOfServers(AppConfig config, bool secure) =>
+        config.Servers.Select((_, i) => Persistence.SetCookieFor(config, i, secure)).ToArray();
+
+    /// <summary>The Set-Cookie line that pins a client to a server; throws when the app's persistence is off.</summary>
+    public string PersistenceCookie(int serverIndex, bool secure) =>
+        (_persistenceCookies ?? throw new InvalidOperationException($"persistence is off for app '{Config.Name}'"))[secure ? 1 : 0][serverIndex];
 
     public AppConfig Config { get; }
     public ServerRuntime[] Servers { get; }

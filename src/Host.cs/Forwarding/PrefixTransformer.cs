@@ -111,7 +111,7 @@ public sealed class PrefixTransformer : HttpTransformer
     private static void InsertPersistenceCookie(HttpContext context, ForwardContext forward)
     {
         var headers = context.Response.Headers;
-        headers.Append("Set-Cookie", Persistence.SetCookieFor(forward.Plan.App, forward.ServerIndex, context.Request.IsHttps));
+        headers.Append("Set-Cookie", forward.PersistenceCookie(context.Request.IsHttps));
         var cacheControl = headers.CacheControl;
         // Nearly always the backend sent none: the merged value is then a constant.
         headers.CacheControl = cacheControl.Count == 0 ? PrivateOnly : Persistence.CacheControlWithPrivate(NonNull(cacheControl));

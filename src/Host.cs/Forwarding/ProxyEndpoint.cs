@@ -139,7 +139,7 @@ public sealed class ProxyEndpoint(ForwardingState forwarding, IHttpForwarder for
             return;
         }
         var cookies = PrefixTransformer.NonNull(context.Request.Headers.Cookie);
-        var forward = new ForwardContext(plan, cookies.Length == 0 ? cookies : Persistence.BackendCookieHeaders(plan.App, cookies));
+        var forward = new ForwardContext(plan, cookies.Length == 0 ? cookies : Persistence.BackendCookieHeaders(plan.App, cookies), app);
         if (!ChooseFirstServer(app, forward, cookies))
         {
             app.Counters.NoServerAvailable();

@@ -1,4 +1,4 @@
-using System.Text;
+using System.Buffers;
 using System.Threading.Channels;
 using Lb.Rules;
 
@@ -6,13 +6,14 @@ namespace Lb.Host.Logging;
 
 /// <summary>
 /// The access log (`[log] access`): the forwarding path hands each finished request to a bounded channel and
-/// never waits; one background task formats the lines (<see cref="AccessLog.Format"/>) and writes them to
-/// stdout or a file, flushing whenever the channel runs empty. When the channel is full (the disk cannot keep
+/// never waits; one background task writes the lines (<see cref="AccessLog.Write"/>) into a buffer and that to
+/// stdout or a file, whenever the channel runs empty or 64 KiB have gathered. When the channel is full (the disk cannot keep
 /// up) lines are dropped and counted rather than slowing clients down. Write errors go to the error log.
 /// </summary>
 public sealed class AccessLogWriter : BackgroundService
 {
     private const int Capacity = 65_536;
+    private const int BatchBytes = 64 * 1024;
 
     private readonly Channel<AccessLogEntry>? _channel;
     private readonly AccessLogTarget _target;
@@ -51,6 +52,10 @@ public sealed class AccessLogWriter : BackgroundService
             return;
         await using var output = Open();
         var reader = _channel.Reader;
+        // Lines are written into this buffer and go out in batches: at most one write per ~64 KiB of lines,
+        // and whenever the channel runs empty, so a quiet log is not held back.
+        var lines = new ArrayBufferWriter<byte>(BatchBytes + 4096);
+        var batched = 0;
         try
         {
             // Not cancelled by stoppingToken: StopAsync completes the channel, and the lines queued so far are
@@ -59,16 +64,13 @@ public sealed class AccessLogWriter : BackgroundService
             {
                 while (reader.TryRead(out var entry))
                 {
-                    try
-                    {
-                        await output.WriteLineAsync(AccessLog.Format(entry));
-                        Interlocked.Increment(ref _written);
-                    }
-                    catch (IOException e)
-                    {
-                        _logger.LogError(e, "access log: cannot write to {Target}", _target);
-                    }
+                    AccessLog.Write(lines, entry);
+                    lines.Write("\n"u8);
+                    batched++;
+                    if (lines.WrittenCount >= BatchBytes)
+                        batched = await WriteOutAsync(output, lines, batched);
                 }
+                batched = await WriteOutAsync(output, lines, batched);
                 await output.FlushAsync(CancellationToken.None);
             }
         }
@@ -78,20 +80,33 @@ public sealed class AccessLogWriter : BackgroundService
         }
     }
 
+    /// <summary>Writes the batched lines out and empties the buffer; returns the lines still batched (none).</summary>
+    private async ValueTask<int> WriteOutAsync(Stream output, ArrayBufferWriter<byte> lines, int count)
+    {
+        try
+        {
+            await output.WriteAsync(lines.WrittenMemory, CancellationToken.None);
+            Interlocked.Add(ref _written, count);
+        }
+        catch (IOException e)
+        {
+            _logger.LogError(e, "access log: cannot write {Count} lines to {Target}", count, _target);
+        }
+        lines.ResetWrittenCount();
+        return 0;
+    }
+
     public override async Task StopAsync(CancellationToken cancellationToken)
     {
         _channel?.Writer.TryComplete();
         await base.StopAsync(cancellationToken);
     }
 
-    private StreamWriter Open()
+    private Stream Open()
     {
         if (_target is AccessLogTarget.File file)
-        {
-            var stream = new FileStream(file.path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete, 64 * 1024);
-            return new StreamWriter(stream, new UTF8Encoding(false)) { AutoFlush = false, NewLine = "\n" };
-        }
-        return new StreamWriter(Console.OpenStandardOutput(), new UTF8Encoding(false)) { AutoFlush = false, NewLine = "\n" };
+            return new FileStream(file.path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete, bufferSize: 0);
+        return Console.OpenStandardOutput();
     }
 
     /// <summary>Opens the log file once at start so a bad path fails `lb run` at once, not at the first request.</summary>
