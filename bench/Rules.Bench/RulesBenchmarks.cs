@@ -107,11 +107,29 @@ public class RulesBenchmarks
     [Benchmark(Description = "Persistence.BackendCookieHeaders strip SRVID")]
     public string[] BackendCookieHeaders() => Persistence.BackendCookieHeaders(_app2, _cookieHeaders);
 
-    [Benchmark(Description = "Persistence.SetCookieFor (insert, per response without cookie)")]
+    [Benchmark(Description = "Persistence.SetCookieFor (built once per app and config generation)")]
     public string SetCookieFor() => Persistence.SetCookieFor(_app2, 1, true);
 
     [Benchmark(Description = "Persistence.CacheControlWithPrivate (none from backend)")]
     public string CacheControlWithPrivate() => Persistence.CacheControlWithPrivate([]);
+
+    // ---- Access log (one line per request, written by the background writer) ------------------------
+
+    private readonly System.Buffers.ArrayBufferWriter<byte> _logLine = new(1024);
+
+    private static readonly AccessLogEntry LogEntry = new(
+        clientAddress: "127.0.0.1", forwardedFor: "", time: new DateTimeOffset(2026, 11, 27, 13, 55, 36, TimeSpan.Zero),
+        method: "GET", target: "/app2/bench", protocol: "HTTP/1.1", status: 200, bytesSent: 1024L, referer: "",
+        userAgent: "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0", app: "app2", server: "app2_2",
+        queueMs: 0L, connectMs: 0L, responseMs: 1L, totalMs: 1L);
+
+    [Benchmark(Description = "AccessLog.write one line into a reused buffer")]
+    public int AccessLogWrite()
+    {
+        _logLine.ResetWrittenCount();
+        AccessLog.Write(_logLine, LogEntry);
+        return _logLine.WrittenCount;
+    }
 
     // ---- Balancing -------------------------------------------------------------------------------
 

@@ -61,8 +61,11 @@ module AccessLog =
     let private isPlain (inToken: bool) (c: char) =
         c >= ' ' && c < '\u007F' && c <> '"' && c <> '\\' && not (inToken && c = ' ')
 
-    let rec private allPlain (inToken: bool) (text: string) (i: int) =
-        i = text.Length || (isPlain inToken text[i] && allPlain inToken text (i + 1))
+    let private allPlain (inToken: bool) (text: string) =
+        let mutable i = 0
+        while i < text.Length && isPlain inToken text[i] do
+            i <- i + 1
+        i = text.Length
 
     /// Apache's ap_escape_logitem: `"` and `\` are escaped with a backslash, control characters and every
     /// non-ASCII byte (UTF-8) as `\xhh`, so a client can neither break the line nor forge a field. In a token
@@ -70,7 +73,7 @@ module AccessLog =
     let private escaped (out: IBufferWriter<byte>) (inToken: bool) (text: string) =
         if String.IsNullOrEmpty text then
             ()
-        elif allPlain inToken text 0 then
+        elif allPlain inToken text then
             ascii out text
         else
             for b in Encoding.UTF8.GetBytes text do
