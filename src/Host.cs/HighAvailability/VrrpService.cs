@@ -45,16 +45,16 @@ public sealed class VrrpService(LbConfig config, ILogger<VrrpService> logger) : 
     /// Called when shutdown begins, while the listeners still serve: a master hands the VIP over (priority 0)
     /// before lb stops accepting, so no client request is lost (RFC 5798 §6.4.3, shutdown event).
     /// </summary>
-    public void HandOver(TimeSpan bound)
+    public async Task HandOverAsync(TimeSpan bound)
     {
         if (_router is null)
             return;
         using var timeout = new CancellationTokenSource(bound);
         try
         {
-            _router.StopAsync(timeout.Token).Wait(bound);
+            await _router.StopAsync(timeout.Token).WaitAsync(bound);
         }
-        catch (AggregateException e) when (e.InnerException is OperationCanceledException)
+        catch (Exception e) when (e is OperationCanceledException or TimeoutException)
         {
             logger.LogWarning("vrrp hand-over did not finish within {Bound}", bound);
         }

@@ -59,6 +59,7 @@ public sealed class LbServer : IAsyncDisposable
         builder.Services.AddHostedService(services => services.GetRequiredService<AccessLogWriter>());
         builder.Services.AddSingleton<NodeStatus>();
         builder.Services.AddSingleton<VrrpService>();
+        builder.Services.AddHostedService<VrrpHandOver>();
 
         var app = builder.Build();
         var endpoint = app.Services.GetRequiredService<ProxyEndpoint>();
@@ -96,8 +97,8 @@ public sealed class LbServer : IAsyncDisposable
     }
 
     /// <summary>
-    /// VRRP starts once the listeners are bound (a node must not claim the VIP before it can serve), and hands
-    /// the VIP over as soon as shutdown begins, while the listeners still serve in-flight requests.
+    /// VRRP starts once the listeners are bound (a node must not claim the VIP before it can serve); on shutdown
+    /// <see cref="VrrpHandOver"/> hands the VIP over while the listeners still serve in-flight requests.
     /// </summary>
     private async Task StartVrrpAsync(WebApplication app)
     {
@@ -106,23 +107,6 @@ public sealed class LbServer : IAsyncDisposable
         node.VrrpState = () => vrrp.State == "n/a" ? null : vrrp.State;
         node.VrrpDrops = vrrp.Drops;
         await vrrp.StartAsync(CancellationToken.None);
-        var state = app.Services.GetRequiredService<ForwardingState>();
-        app.Lifetime.ApplicationStopping.Register(() =>
-        {
-            // After the VIP moves, packets of connections still open here go to the new master, which resets
-            // them: a response in flight would be lost. So the master keeps serving (new requests included)
-            // until a moment with none in flight, bounded, and only then hands over with priority 0.
-            if (vrrp.State == "MASTER")
-                WaitUntilIdle(state, TimeSpan.FromSeconds(10));
-            vrrp.HandOver(TimeSpan.FromSeconds(3));
-        });
-    }
-
-    private static void WaitUntilIdle(ForwardingState state, TimeSpan bound)
-    {
-        var deadline = DateTime.UtcNow + bound;
-        while (state.GlobalSlots.CurrentCount < state.Config.Defaults.MaxConn && DateTime.UtcNow < deadline)
-            Thread.Sleep(5);
     }
 
     private static void ConfigureListeners(KestrelServerOptions kestrel, LbConfig config, CertificateStore? certificates)
