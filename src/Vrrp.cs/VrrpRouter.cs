@@ -315,11 +315,11 @@ public sealed class VrrpRouter : IAsyncDisposable
         return s;
     }
 
-    Task<bool> RunCheck(int index, CancellationToken ct)
+    async Task<bool> RunCheck(int index, CancellationToken ct)
     {
-        if (index < options.TrackScripts.Count) return RunScript(options.TrackScripts[index], ct);
-        try { return Task.FromResult(options.TrackSelf!.Check()); }
-        catch (Exception e) when (e is not OperationCanceledException) { return Task.FromResult(false); }
+        if (index < options.TrackScripts.Count) return await RunScript(options.TrackScripts[index], ct);
+        try { return await options.TrackSelf!.Check(ct); }
+        catch (Exception e) when (e is not OperationCanceledException) { return false; }
     }
 
     static async Task<bool> RunScript(TrackScript s, CancellationToken ct)

@@ -9,10 +9,8 @@ namespace Lb.Host.HighAvailability;
 /// included) until a moment with none in flight, bounded, and only then hands over with priority 0.
 /// </summary>
 /// <remarks>
-/// It awaits rather than blocks. It used to run in an ApplicationStopping callback that polled with Thread.Sleep
-/// and waited on the hand-over with Task.Wait, holding a thread-pool thread for ~1 s: in the failover lab (two
-/// cores, native build) a request then waited 0.6–1 s for a thread in 5 of 8 SIGTERM hand-overs, and 3 of those
-/// broke the 1 s bound on the gap. Raising the pool's minimum by two threads did not cure it (6 of 10).
+/// It awaits rather than blocks: it used to run in an ApplicationStopping callback that polled with Thread.Sleep and
+/// waited on the hand-over with Task.Wait, holding a thread-pool thread for ~1 s while lb still served.
 /// </remarks>
 public sealed class VrrpHandOver(VrrpService vrrp, ForwardingState forwarding) : IHostedLifecycleService
 {

@@ -9,7 +9,7 @@ public static class VrrpMapping
 {
     public const string SelfCheckName = "lb listeners";
 
-    public static VrrpOptions ToOptions(VrrpConfig vrrp, Func<bool> listenersHealthy) => new()
+    public static VrrpOptions ToOptions(VrrpConfig vrrp, Func<CancellationToken, Task<bool>> listenersHealthy) => new()
     {
         Interface = vrrp.Interface,
         VirtualRouterId = (byte)vrrp.VirtualRouterId,

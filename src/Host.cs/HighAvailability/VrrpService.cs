@@ -61,21 +61,30 @@ public sealed class VrrpService(LbConfig config, ILogger<VrrpService> logger) : 
     }
 
     /// <summary>Every configured listener accepts a TCP connection within a second.</summary>
-    private bool ListenersHealthy()
+    private async Task<bool> ListenersHealthy(CancellationToken cancellationToken)
     {
-        var listeners = new[] { config.Listen.Http, config.Listen.Https }.Where(e => e is not null).Select(e => e!.Value);
-        return listeners.All(CanConnect);
+        foreach (var listener in new[] { config.Listen.Http, config.Listen.Https })
+            if (listener is not null && !await CanConnect(listener.Value, cancellationToken))
+                return false;
+        return true;
     }
 
-    private static bool CanConnect(Lb.Rules.Endpoint endpoint)
+    private static async Task<bool> CanConnect(Lb.Rules.Endpoint endpoint, CancellationToken cancellationToken)
     {
         var host = endpoint.Host is "*" or "0.0.0.0" ? "127.0.0.1" : endpoint.Host == "::" ? "::1" : endpoint.Host;
+        using var client = new TcpClient();
+        using var withinASecond = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        withinASecond.CancelAfter(TimeSpan.FromSeconds(1));
         try
         {
-            using var client = new TcpClient();
-            return client.ConnectAsync(host, endpoint.Port).Wait(TimeSpan.FromSeconds(1)) && client.Connected;
+            await client.ConnectAsync(host, endpoint.Port, withinASecond.Token);
+            return client.Connected;
         }
-        catch (Exception e) when (e is SocketException or AggregateException)
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return false;
+        }
+        catch (SocketException)
         {
             return false;
         }

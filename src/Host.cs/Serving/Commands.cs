@@ -26,7 +26,7 @@ public static class Commands
     private static int CheckVrrp(string path, string nodeName, VrrpConfig vrrp, string[] peerFiles)
     {
         var nodes = new List<NodePlan> { VrrpMapping.ToPlan(nodeName, vrrp) };
-        var problems = VrrpMapping.ToOptions(vrrp, () => true).Validate().Select(p => $"{path}: vrrp.{p}").ToList();
+        var problems = VrrpMapping.ToOptions(vrrp, _ => Task.FromResult(true)).Validate().Select(p => $"{path}: vrrp.{p}").ToList();
         foreach (var peerFile in peerFiles)
         {
             var peer = ConfigFile.Load(peerFile);
