@@ -12,8 +12,8 @@ public sealed record TrackScript(string Command, TimeSpan Interval, int Weight =
 
 /// <summary>
 /// lb's own health (its listeners), the replacement for keepalived's `killall -0 apache2`: same weight rules. The
-/// check is asynchronous: it runs every second on the thread pool that also serves requests, and a check that
-/// blocked a thread while it connected stalled requests when the pool was short of threads.
+/// check is asynchronous: it runs every second on the thread pool that also serves requests, so it must not hold one
+/// of its threads while it waits for a connection.
 /// </summary>
 public sealed record TrackSelf(Func<CancellationToken, Task<bool>> Check, int Weight = 2, TimeSpan? Interval = null, int Rise = 1, int Fall = 1)
 {
