@@ -61,6 +61,22 @@ module Balancing =
             current.[best] <- current.[best] - total
             Some(best, { Current = current; Effective = effective })
 
+    /// The server the round robin at `state` would pick next if only `up` were available, without moving it:
+    /// the largest current weight plus weight among them (the lowest index on a tie). A retry uses it, as
+    /// feeding the retry's smaller set to `roundRobin` would restart the app's rotation for every client.
+    [<CompiledName("RoundRobinPeek")>]
+    let roundRobinPeek (state: RoundRobinState, up: bool[], weights: int[]) : int option =
+        let effective = effectiveWeights (up, weights)
+        let current i = if i < state.Current.Length then state.Current.[i] else 0L
+        let mutable best = -1
+
+        for i in 0 .. effective.Length - 1 do
+            if effective.[i] > 0
+               && (best < 0 || current i + int64 effective.[i] > current best + int64 effective.[best]) then
+                best <- i
+
+        if best < 0 then None else Some best
+
     /// Whether a (conns, weight) load is strictly below another: conns/weight compared by cross-multiplying,
     /// so no rounding and no division (nginx least_conn compares `conns * best->weight < best->conns * weight`).
     let private lighter (connsA: int64, weightA: int) (connsB: int64, weightB: int) =

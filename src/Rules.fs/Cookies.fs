@@ -144,12 +144,9 @@ module Cookies =
 
     // ---- Names and values we emit ---------------------------------------------------------------
 
-    /// RFC 6265 §4.1.1: cookie-name is an RFC 2616 §2.2 token: visible ASCII except separators.
+    /// RFC 6265 §4.1.1: cookie-name is a token (`Token.isToken`).
     [<CompiledName("IsValidName")>]
-    let isValidName (name: string) : bool =
-        let separators = "()<>@,;:\\\"/[]?={} \t"
-        not (String.IsNullOrEmpty name)
-        && name |> Seq.forall (fun c -> c > ' ' && c < '\127' && separators.IndexOf c < 0)
+    let isValidName (name: string) : bool = Token.isToken name
 
     /// RFC 6265 §4.1.1: cookie-octet is visible ASCII except DQUOTE, comma, semicolon and backslash.
     /// A persistence value must be non-empty (an empty one would identify nothing) and unquoted.
@@ -209,22 +206,6 @@ module Cookies =
             |> Array.map (fun (v, n) -> $"cookie value \"{v}\" is used by {n} servers; each must be unique")
 
         List.ofArray (Array.append invalid duplicates)
-
-    /// The index of the server whose cookie value is `value` among an app's values (index-aligned with its
-    /// servers). None for an empty, unknown, forged or other-app value: the caller treats it as absent,
-    /// balances, and sets a new cookie. In Named mode another app's value resolves only if that app has a
-    /// server with the same value; Opaque values include the app name, so they never do.
-    [<CompiledName("TryResolve")>]
-    let tryResolve (serverValues: string[], value: string) : int option =
-        if String.IsNullOrEmpty value then None
-        else serverValues |> Array.tryFindIndex (fun v -> String.Equals(v, value, StringComparison.Ordinal))
-
-    /// The first of several candidate values (as from `valuesIn`) that resolves to a server. A client may
-    /// hold a stale cookie for a wider path next to the app's own; RFC 6265 §5.4 step 2 sends the longer
-    /// path first, so the app-scoped cookie wins when both are valid.
-    [<CompiledName("TryResolveFirst")>]
-    let tryResolveFirst (serverValues: string[], candidates: string[]) : int option =
-        candidates |> Array.tryPick (fun v -> tryResolve (serverValues, v))
 
     // ---- Set-Cookie -----------------------------------------------------------------------------
 

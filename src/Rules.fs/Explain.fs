@@ -37,36 +37,43 @@ module Explain =
         | BalanceAlgorithm.LeastConn -> "leastconn"
         | BalanceAlgorithm.RandomTwoChoices -> "random"
 
-    let private weights (app: AppConfig) = app.Servers |> Array.map (fun s -> s.Weight)
+    /// The first choice for this request at an idle app, as a freshly started lb makes it: the same function
+    /// (`Selection.first`) and the same input (`Selection.idle`) the running lb's first request uses.
+    [<CompiledName("FirstSelection")>]
+    let firstSelection (plan: ForwardPlan, cookieHeaders: string array, redispatch: bool) : SelectionStep =
+        Selection.first (Selection.idle (plan.App, plan.Pin, redispatch, DateTimeOffset.UnixEpoch), cookieHeaders)
 
-    /// The server a fresh client would get first with the servers `up` (all, less a rule's pin): the first
-    /// round-robin or leastconn pick from an idle start. Random draws have no such answer.
-    let private firstPick (app: AppConfig) (up: bool array) =
-        match app.Balance with
-        | BalanceAlgorithm.RoundRobin -> Balancing.roundRobin (Balancing.roundRobinInitial, up, weights app) |> Option.map fst
-        | BalanceAlgorithm.LeastConn -> Balancing.leastConn (up, weights app, [||], 0)
-        | BalanceAlgorithm.RandomTwoChoices -> None
+    /// Values quoted in explanations are cut short: they come from the client.
+    let private quote (value: string) =
+        let shown = if value.Length > 40 then value.Substring(0, 40) + "…" else value
+        "'" + shown + "'"
 
-    let private persistenceLines (plan: ForwardPlan) (cookieHeader: string) (secure: bool) =
+    let private cookieWhy (outcome: CookieOutcome) =
+        match outcome with
+        | PersistenceOff -> "off"
+        | NoCookie -> "no cookie"
+        | UnknownValue v -> $"ignored: unknown value {quote v} (forged or other app)"
+        | NamesServer _ -> "ignored: its server is not usable"
+
+    let private persistenceLines (plan: ForwardPlan) (cookieHeader: string) (secure: bool) (redispatch: bool) =
         let app = plan.App
         let headers = if String.IsNullOrEmpty cookieHeader then [||] else [| cookieHeader |]
-        // Every server up, less those a rule's `pin` leaves out.
-        let usable = Routing.restrictToPin (plan, Array.create app.Servers.Length true)
         let balance = $"balance ({balanceName app.Balance})"
-        match Persistence.decide (app, headers, usable), app.Persistence.Cookie with
+        let setCookie i =
+            if app.Balance = BalanceAlgorithm.RandomTwoChoices then
+                $"Set-Cookie: {Persistence.setCookieFor (app, i, secure)} (for the server drawn; {app.Servers[i].Name} shown)"
+            else $"Set-Cookie: {Persistence.setCookieFor (app, i, secure)} (for {app.Servers[i].Name}, the first pick)"
+        match (firstSelection (plan, headers, redispatch)).Selection, app.Persistence.Cookie with
         | Pinned i, Some name ->
             [ $"  persistence: cookie {name}={app.Servers[i].CookieValue} found → pinned to {app.Servers[i].Name} (no Set-Cookie)" ]
-        | Choose why, Some _ ->
-            let fresh =
-                match firstPick app usable with
-                | Some i -> $"Set-Cookie: {Persistence.setCookieFor (app, i, secure)} (for {app.Servers[i].Name}, the first pick)"
-                | None ->
-                    let shown = usable |> Array.tryFindIndex id |> Option.defaultValue 0
-                    $"Set-Cookie: {Persistence.setCookieFor (app, shown, secure)} (for the server drawn; {app.Servers[shown].Name} shown)"
+        | (Balanced(i, _, why) | Queued(i, why)), Some _ ->
+            let fresh = setCookie i
             let next = if headers.Length = 0 then fresh else "new cookie: " + fresh
-            [ $"  persistence: {why} → {balance} + {next}"
+            [ $"  persistence: {cookieWhy why} → {balance} + {next}"
               "  response Cache-Control: gets private, as it carries the new cookie (nocache)" ]
+        | (NoServer _ | PinnedDownRefused _), _ -> [ $"  persistence: {balance} finds no server that takes a new client → 503" ]
         | _, None -> [ $"  persistence: off (cookie = \"\") → {balance}, no cookie" ]
+        | other, Some _ -> [ $"  persistence: {other}" ]
 
     let private healthLine (health: HealthCheckConfig) =
         if not health.Enabled then
@@ -78,7 +85,7 @@ module Explain =
             + $" ±{health.Spread}%% (timeout {ConfigReading.formatDuration health.Timeout}, rise {t.Rise}, fall {t.Fall}),"
             + $" User-Agent: {health.UserAgent}"
 
-    let private forwardLines (plan: ForwardPlan) (request: RequestFacts) (cookieHeader: string) =
+    let private forwardLines (plan: ForwardPlan) (request: RequestFacts) (cookieHeader: string) (redispatch: bool) =
         let app = plan.App
         [ $"decision: forward to app '{app.Name}'"
           $"  normalised path: {plan.PublicPath}"
@@ -91,7 +98,7 @@ module Explain =
                       $"{s.Name} ({s.Address}, weight {s.Weight}{limit})")
               )
           $"  balance: {balanceName app.Balance} among {names}"
-          yield! persistenceLines plan cookieHeader request.IsHttps
+          yield! persistenceLines plan cookieHeader request.IsHttps redispatch
           healthLine app.Health
           let byRule = defaultArg plan.Rule "a rule"
           if plan.Pin.Length > 0 then
@@ -132,7 +139,7 @@ module Explain =
             match Routing.decide snapshot request with
             | Redirect(status, location, why) -> [ $"decision: redirect {status} to {location}"; $"  because {why}" ]
             | Reject reason -> [ $"decision: reject {reason.Status}"; $"  because {reason.Text}" ]
-            | Forward plan -> forwardLines plan request cookieHeader
+            | Forward plan -> forwardLines plan request cookieHeader snapshot.Config.Defaults.Redispatch
         head :: cookie @ rules @ body
 
     /// `describe` for a URL; `cookieHeader` is the request's `Cookie:` value, "" for none.

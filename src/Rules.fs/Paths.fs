@@ -125,16 +125,6 @@ module Paths =
         | -1 -> path.Substring 1, None
         | i -> path.Substring(1, i - 1), Some(path.Substring i)
 
-    /// HAProxy `reqirep ^([^\ ]*)\ /app1/([^\ ]*)` → `/\2`: `/app1/x` → `/x`. Rejects paths outside the prefix.
-    let stripPrefix (prefix: string) (path: string) : string option =
-        if path.Length > prefix.Length && path.StartsWith(prefix, StringComparison.Ordinal) && path[prefix.Length] = '/' then
-            Some(path.Substring prefix.Length)
-        else
-            None
-
-    /// The inverse of `stripPrefix` for a backend path: `/x` → `/app1/x`.
-    let addPrefix (prefix: string) (backendPath: string) = prefix + backendPath
-
     /// A query is forwarded as received, but never with a control character (request splitting).
     let isSafeQuery (query: string) =
         // A loop, not Seq.forall: this runs on every request and must not allocate.

@@ -2,13 +2,16 @@ namespace Lb.Rules
 
 open System
 
-/// Whether a request is pinned by its persistence cookie, decided before balancing.
-type PersistenceChoice =
-    /// A valid cookie for a usable server: send the request there and set no cookie (HAProxy `indirect`).
-    | Pinned of serverIndex: int
-    /// Persistence is off, or there is no cookie, or its value is unknown (forged, stale, another app's), or
-    /// the pinned server is not usable: balance, then set a new cookie when persistence is on.
-    | Choose of why: string
+/// What the request's persistence cookie says, before any server state is read (HAProxy's TX_CK_* outcomes).
+type CookieOutcome =
+    /// The app's persistence is off (`cookie = ""`).
+    | PersistenceOff
+    /// No cookie of that name in the request (TX_CK_NONE).
+    | NoCookie
+    /// A value that names no server of this app: forged, stale or another app's (TX_CK_INVALID).
+    | UnknownValue of value: string
+    /// It names this server (TX_CK_VALID or TX_CK_DOWN once the state is read).
+    | NamesServer of server: int
 
 /// HAProxy's `cookie NAME insert indirect nocache` for one app: which server a cookie pins, what the backend
 /// receives in `Cookie:`, the `Set-Cookie` line, and the `Cache-Control` of a response that carries it.
@@ -22,36 +25,28 @@ module Persistence =
     [<CompiledName("IsOn")>]
     let isOn (app: AppConfig) : bool = app.Persistence.Cookie.IsSome
 
-    /// Values quoted in reasons are cut short: they come from the client and end up in logs.
-    let private quote (value: string) =
-        let shown = if value.Length > 40 then value.Substring(0, 40) + "…" else value
-        "'" + shown + "'"
-
-    let private tryServerOf (app: AppConfig) (value: string) =
-        if String.IsNullOrEmpty value then None
-        else app.Servers |> Array.tryFindIndex (fun s -> String.Equals(s.CookieValue, value, StringComparison.Ordinal))
-
-    /// The persistence decision for a request with these `Cookie:` header values (all of them, HTTP/2 may
-    /// split the field, RFC 9113 §8.2.3) given which servers are usable now (`usable`, index-aligned with
-    /// `app.Servers`, a missing entry counts as not usable: up and not in maintenance. A server drained with
-    /// weight 0 stays usable here: it takes no new clients but keeps serving its pinned ones, as in HAProxy).
-    /// The cookie is found at any position among any other cookies (`Cookies.valuesIn`). When several carry
-    /// the name, the first that names a server of this app counts (RFC 6265 §5.4 step 2 sends the longest
-    /// path first, so the app-scoped cookie wins over a stale wider one). A value that names no server of
-    /// this app — forged, stale, or another app's (opaque values include the app name) — is treated as absent.
-    /// A pinned server that is not usable is redispatched: `Choose`, and the shell sets a new cookie.
-    [<CompiledName("Decide")>]
-    let decide (app: AppConfig, cookieHeaders: string[], usable: bool[]) : PersistenceChoice =
+    /// The one lookup of "which server does this cookie name": the first value of the persistence cookie among
+    /// these `Cookie:` header values (all of them, HTTP/2 may split the field, RFC 9113 §8.2.3) that names a
+    /// server of this app. The cookie is found at any position among other cookies (`Cookies.valuesIn`). When
+    /// several carry the name, the first naming a server of this app counts (RFC 6265 §5.4 step 2 sends the
+    /// longest path first, so the app-scoped cookie wins over a stale wider one). A value naming no server of
+    /// this app (forged, stale, another app's: opaque values include the app name) is UnknownValue. Whether
+    /// the server named can keep the client is `Selection.first`'s question.
+    [<CompiledName("CookieOutcome")>]
+    let cookieOutcome (app: AppConfig, cookieHeaders: string[]) : CookieOutcome =
         match app.Persistence.Cookie with
-        | None -> Choose "persistence is off"
+        | None -> PersistenceOff
+        | Some _ when cookieHeaders.Length = 0 -> NoCookie
         | Some name ->
             match Cookies.valuesIn (name, cookieHeaders) with
-            | [||] -> Choose "no cookie"
+            | [||] -> NoCookie
             | values ->
-                match values |> Array.tryPick (tryServerOf app) with
-                | Some i when i < usable.Length && usable[i] -> Pinned i
-                | Some i -> Choose $"ignored: server {app.Servers[i].Name} is not usable"
-                | None -> Choose $"ignored: unknown value {quote values[0]} (forged or other app)"
+                let servers = app.Servers
+                let names (value: string) =
+                    servers |> Array.tryFindIndex (fun s -> String.Equals(s.CookieValue, value, StringComparison.Ordinal))
+                match values |> Array.tryPick (fun v -> if String.IsNullOrEmpty v then None else names v) with
+                | Some i -> NamesServer i
+                | None -> UnknownValue values[0]
 
     /// The `Cookie:` header values the backend receives. Normally the persistence cookie is removed (HAProxy
     /// `indirect`: the application never sees it) and other pairs keep their text and order; an empty array

@@ -371,29 +371,14 @@ module RequestRules =
                   yield! f.ResponseHeaders |> List.map (describeEdit "response") ]
             if parts.IsEmpty then "forward" else "forward: " + String.Join("; ", parts)
 
-    /// Applies header edits to header field lines, in order: a set replaces every field of the name, an add
-    /// appends one, a remove drops every field of the name (names compared case-insensitively).
-    [<CompiledName("ApplyEdits")>]
-    let applyEdits (edits: HeaderEdit seq) (headers: (string * string) array) : (string * string) array =
-        let same (a: string) (b: string) = String.Equals(a, b, StringComparison.OrdinalIgnoreCase)
-        edits
-        |> Seq.fold
-            (fun (acc: (string * string) array) edit ->
-                match edit with
-                | HeaderEdit.Set(n, v) -> Array.append (acc |> Array.filter (fun (m, _) -> not (same m n))) [| n, v |]
-                | HeaderEdit.Add(n, v) -> Array.append acc [| n, v |]
-                | HeaderEdit.Remove n -> acc |> Array.filter (fun (m, _) -> not (same m n)))
-            headers
-
     /// The client address of a request as rules read it: None when the shell has none or it is not an address.
     let clientAddress (text: string) : IPAddress option =
         match tryParseAddress text with
         | Some ip when ip.IsIPv4MappedToIPv6 -> Some(ip.MapToIPv4())
         | other -> other
 
-    /// The RFC 9110 §5.6.2 token a header name must be.
-    let isHeaderName (name: string) =
-        name <> "" && name |> Seq.forall (fun c -> Char.IsAsciiLetterOrDigit c || "!#$%&'*+-.^_`|~".IndexOf c >= 0)
+    /// A header field name is a token (RFC 9110 §5.1, `Token.isToken`).
+    let isHeaderName (name: string) = Token.isToken name
 
     /// A header value lb may send: visible ASCII, spaces and tabs inside (RFC 9110 §5.5), no CR, LF or NUL.
     let isHeaderValue (value: string) =

@@ -311,12 +311,6 @@ module Routing =
                         | None -> routed
                     | None, _ -> routed
 
-    /// `usable` (one flag per server of the plan's app) less the servers a rule's `pin` leaves out; unchanged when
-    /// nothing is pinned. The shell passes every server choice through it: first pick, persistence, retries.
-    [<CompiledName("RestrictToPin")>]
-    let restrictToPin (plan: ForwardPlan, usable: bool array) : bool array =
-        if plan.Pin.Length = 0 then usable else usable |> Array.mapi (fun i u -> u && Array.contains i plan.Pin)
-
     /// The rules `decide` reads for a request, each with whether it matched and why (`lb explain`); empty when
     /// the request is refused or redirected before rules are read.
     let ruleTrace (snapshot: Snapshot) (request: RequestFacts) : (Rule * bool * string) list =

@@ -100,19 +100,6 @@ module Stats =
         if counts.Length <> 6 then invalidArg (nameof counts) "six counters: 1xx, 2xx, 3xx, 4xx, 5xx, other"
         { R1xx = counts[0]; R2xx = counts[1]; R3xx = counts[2]; R4xx = counts[3]; R5xx = counts[4]; Other = counts[5] }
 
-    /// The index of the server of `app` that the request's persistence cookie names, whether or not it is
-    /// usable, or -1 (no cookie, persistence off, or a value naming no server). Used to count a redispatch on
-    /// the server the client was pinned to.
-    [<CompiledName("CookieServer")>]
-    let cookieServer (app: AppConfig, cookieHeaders: string array) : int =
-        match app.Persistence.Cookie with
-        | None -> -1
-        | Some name ->
-            let values = Cookies.valuesIn (name, cookieHeaders)
-            values
-            |> Array.tryPick (fun v -> app.Servers |> Array.tryFindIndex (fun s -> String.Equals(s.CookieValue, v, StringComparison.Ordinal)))
-            |> Option.defaultValue -1
-
     let private invariant (value: int64) = value.ToString(CultureInfo.InvariantCulture)
 
     let private iso (at: DateTimeOffset) =

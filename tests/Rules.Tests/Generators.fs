@@ -960,3 +960,13 @@ let capabilityMask: Gen<uint64> =
         let! others = Gen.subListOf [ 0; 1; 11; 14; 21; 40 ]
         return ours @ others |> List.fold (fun mask bit -> mask ||| (1UL <<< bit)) 0UL
     }
+
+/// The idle input of `Selection.first` with health `up` per server (index-aligned; a missing entry is down),
+/// everything Ready and empty, `redispatch` on.
+let selectionWith (app: AppConfig) (up: bool array) : SelectionInput =
+    { Selection.idle (app, [||], true, DateTimeOffset.UnixEpoch) with
+        Servers = Array.init app.Servers.Length (fun i -> { Up = i < up.Length && up[i]; Admin = AdminState.Ready; Active = 0; HasFreeSlot = true }) }
+
+/// The first choice for these Cookie headers with the servers `up` (as `selectionWith`).
+let firstChoice (app: AppConfig) (headers: string array) (up: bool array) : Selection =
+    (Selection.first (selectionWith app up, headers)).Selection

@@ -39,7 +39,11 @@ let ``a Location on the backend server gets the public scheme, host and prefix``
 let ``strip then re-add is identity through the Location rewrite`` () =
     Prop.forAll (Arb.fromGen pathUnder) (fun (app, path) ->
         let prefix = "/" + app
-        let stripped = Paths.stripPrefix prefix path |> Option.get
+        // What the backend received (Routing's BackendTarget), sent back as a Location, becomes the public path again.
+        let stripped =
+            match Routing.decide (Snapshot routingConfig) (request true path) with
+            | Forward plan -> plan.BackendTarget
+            | other -> failwithf "not forwarded: %A" other
         HeaderRewrite.rewriteLocation { context with Prefix = prefix } stripped = path)
 
 [<Property>]

@@ -42,7 +42,7 @@ let private pinnedScenario =
 [<Property(MaxTest = 300)>]
 let ``a valid cookie for a usable server is pinned to that server, first, in the middle or last among hostile cookies`` () =
     forAll pinnedScenario (fun (app, server, usable, headers) ->
-        headers |> List.forall (fun h -> Persistence.decide (app, [| h |], usable) = Pinned server))
+        headers |> List.forall (fun h -> firstChoice app [| h |] (usable) = Pinned server))
 
 [<Property(MaxTest = 300)>]
 let ``a valid cookie split over several Cookie headers still pins`` () =
@@ -50,7 +50,7 @@ let ``a valid cookie split over several Cookie headers still pins`` () =
         let h = headers.Head
         let pairs = Cookies.parse h |> Array.map render
         let split = pairs |> Array.chunkBySize 2 |> Array.map (fun chunk -> String.Join("; ", chunk))
-        Persistence.decide (app, split, usable) = Pinned server)
+        firstChoice app split (usable) = Pinned server)
 
 [<Property(MaxTest = 300)>]
 let ``a cookie for a server of another app is never honoured in opaque mode`` () =
@@ -71,9 +71,9 @@ let ``a cookie for a server of another app is never honoured in opaque mode`` ()
         let everyUsable = Array.create app.Servers.Length true
         headers
         |> List.forall (fun h ->
-            match Persistence.decide (app, [| h |], everyUsable) with
-            | Choose why -> why.StartsWith "ignored: unknown value"
-            | Pinned _ -> false))
+            match Persistence.cookieOutcome (app, [| h |]), firstChoice app [| h |] everyUsable with
+            | UnknownValue _, (Balanced(_, _, UnknownValue _) | NoServer(UnknownValue _)) -> true
+            | _ -> false))
 
 [<Property(MaxTest = 500)>]
 let ``a forged value pins nobody unless it is a server's value`` () =
@@ -81,24 +81,22 @@ let ``a forged value pins nobody unless it is a server's value`` () =
         let app = config.Apps[i]
         let header = cookieName app + "=" + forged
         let everyUsable = Array.create app.Servers.Length true
-        match Persistence.decide (app, [| header |], everyUsable) with
+        match firstChoice app [| header |] everyUsable with
         | Pinned s -> Cookies.tryFind (cookieName app, header) = Some app.Servers[s].CookieValue
-        | Choose _ -> true)
+        | _ -> true)
 
 [<Property(MaxTest = 300)>]
-let ``a pinned server that is not usable is redispatched`` () =
-    forAll pinnedScenario (fun (app, server, usable, headers) ->
-        usable[server] <- false
-        headers
-        |> List.forall (fun h -> Persistence.decide (app, [| h |], usable) = Choose $"ignored: server {app.Servers[server].Name} is not usable"))
+let ``a cookie names its server whatever the server's state`` () =
+    forAll pinnedScenario (fun (app, server, _, headers) ->
+        headers |> List.forall (fun h -> Persistence.cookieOutcome (app, [| h |]) = NamesServer server))
 
 [<Property>]
 let ``no cookie means choose`` () =
     forAll (Gen.zip configWithPersistentApp (hostileCookies 0)) (fun ((config, i), neighbours) ->
         let app = config.Apps[i]
         let header = neighbours |> List.filter (fun p -> p.Name <> cookieName app) |> List.map render |> String.concat "; "
-        Persistence.decide (app, [| header |], Array.create app.Servers.Length true) = Choose "no cookie"
-        && Persistence.decide (app, [||], [||]) = Choose "no cookie")
+        Persistence.cookieOutcome (app, [| header |]) = NoCookie
+        && Persistence.cookieOutcome (app, [||]) = NoCookie)
 
 [<Property>]
 let ``with persistence off nothing is pinned and the Cookie headers pass unchanged`` () =
@@ -106,7 +104,8 @@ let ``with persistence off nothing is pinned and the Cookie headers pass unchang
         let off = { app with Persistence = { p with Cookie = None } }
         let sent = Array.ofList headers
         not (Persistence.isOn off)
-        && Persistence.decide (off, sent, usable) = Choose "persistence is off"
+        && Persistence.cookieOutcome (off, sent) = PersistenceOff
+        && not (firstChoice off sent usable).IsPinned
         && Persistence.backendCookieHeaders (off, sent) = sent
         && Persistence.isOn app)
 
@@ -158,7 +157,7 @@ let ``a Set-Cookie read back by the client pins the same server, wherever the cl
             return app, server, headers
         }
     forAll scenario (fun (app, server, headers) ->
-        headers |> List.forall (fun h -> Persistence.decide (app, [| h |], Array.create app.Servers.Length true) = Pinned server))
+        headers |> List.forall (fun h -> firstChoice app [| h |] (Array.create app.Servers.Length true) = Pinned server))
 
 [<Property(MaxTest = 200)>]
 let ``two nodes loading the same config set and honour identical cookies`` () =
@@ -177,7 +176,7 @@ let ``two nodes loading the same config set and honour identical cookies`` () =
                |> Array.forall (fun (i, _) ->
                    let fromA = Persistence.setCookieFor (a, i, true)
                    fromA = Persistence.setCookieFor (b, i, true)
-                   && Persistence.decide (b, [| sentBack fromA |], Array.create b.Servers.Length true) = Pinned i)))
+                   && firstChoice b [| sentBack fromA |] (Array.create b.Servers.Length true) = Pinned i)))
 
 [<Property(MaxTest = 200)>]
 let ``the Set-Cookie line is scoped to the app, HttpOnly, and Secure over https or for a __Secure- name`` () =
@@ -202,13 +201,12 @@ let ``Set-Cookie examples`` () =
     Assert.Throws<ArgumentException>(fun () -> Persistence.setCookieFor (off, 0, true) |> ignore) |> ignore
 
 [<Fact>]
-let ``decide examples`` () =
+let ``cookie outcome examples`` () =
     let app = routingConfig.Apps[0]
-    let up = [| true; true |]
-    Assert.Equal(Pinned 1, Persistence.decide (app, [| "a=\"x=y, z\"; b=é;SRVID=app1_2 ;d=SRVID=evil" |], up))
-    Assert.Equal(Choose "ignored: unknown value 'app2_1' (forged or other app)", Persistence.decide (app, [| "SRVID=app2_1" |], up))
-    Assert.Equal(Choose "ignored: server app1_2 is not usable", Persistence.decide (app, [| "SRVID=app1_2" |], [| true; false |]))
-    Assert.Equal(Choose "no cookie", Persistence.decide (app, [| "srvid=app1_2; XSRVID=app1_2" |], up))
+    Assert.Equal(NamesServer 1, Persistence.cookieOutcome (app, [| "a=\"x=y, z\"; b=é;SRVID=app1_2 ;d=SRVID=evil" |]))
+    Assert.Equal(UnknownValue "app2_1", Persistence.cookieOutcome (app, [| "SRVID=app2_1" |]))
+    Assert.Equal(NoCookie, Persistence.cookieOutcome (app, [| "srvid=app1_2; XSRVID=app1_2" |]))
+    Assert.Equal(NamesServer 1, Persistence.cookieOutcome (app, [| "SRVID=forged; SRVID=app1_2; SRVID=app1_1" |]))
 
 [<Fact>]
 let ``a nocache response says private`` () =

@@ -3,6 +3,7 @@ module Lb.Rules.Tests.RequestRulesTests
 open System
 open System.Net
 open Xunit
+open FsCheck
 open FsCheck.FSharp
 open FsCheck.Xunit
 open Lb.Rules
@@ -329,3 +330,14 @@ let ``explain takes headers and a source address on the command line`` () =
         ExplainCommand("lb.toml", "https://site/app1/", "", [| "X-Beta: 1"; "X-Env: b" |], "10.1.2.3"),
         Cli.parse [| "explain"; "-c"; "lb.toml"; "https://site/app1/"; "--header"; "X-Beta: 1"; "--header"; "X-Env: b"; "--from"; "10.1.2.3" |]
     )
+
+/// The tchar set written out as RFC 9110 §5.6.2 lists it, as the reference for `Token.isToken`.
+let private tchars = Set.ofSeq ("!#$%&'*+-.^_`|~0123456789" + String([| 'a' .. 'z' |]) + String([| 'A' .. 'Z' |]))
+
+[<Property(MaxTest = 1000)>]
+let ``a token is one or more tchars and nothing else`` () =
+    let text =
+        Gen.frequency
+            [ 1, ArbMap.defaults |> ArbMap.generate<char array> |> Gen.map (fun cs -> String cs)
+              2, Gen.elements (Seq.toList tchars @ [ ' '; '"'; '('; ','; '/'; ':'; '\t'; '\r'; 'é'; '\000' ]) |> Gen.arrayOf |> Gen.map String ]
+    Prop.forAll (Arb.fromGen text) (fun s -> Token.isToken s = (s <> "" && s |> Seq.forall tchars.Contains))

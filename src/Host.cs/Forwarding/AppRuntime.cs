@@ -16,7 +16,6 @@ public sealed class AppRuntime
     /// </summary>
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, StrongBox<RoundRobinState>> _pinnedRoundRobins = new();
     private int _turn;
-    private readonly int[] _weights;
 
     /// <param name="pinnedWindow">`[stats] pinned_window`, for the servers' pinned-client counts.</param>
     public AppRuntime(AppConfig config, TimeSpan? pinnedWindow = null)
@@ -41,7 +40,6 @@ public sealed class AppRuntime
         Config = config;
         Servers = servers;
         Counters = counters;
-        _weights = config.Servers.Select(s => s.Weight).ToArray();
         if (Persistence.IsOn(config))
             _persistenceCookies = [CookiesOfServers(config, secure: false), CookiesOfServers(config, secure: true)];
     }
@@ -66,72 +64,42 @@ public sealed class AppRuntime
     public AppCounters Counters { get; }
 
     /// <summary>
-    /// Which servers may take a new client now (health up, admin Ready: <see cref="Admin.UsableForNew"/>), less
-    /// those already tried for this request. Balancing, redispatch and retries choose among these.
+    /// The first choice for a request (<see cref="SelectionModule.First"/>): the servers' state now, the balancer of the
+    /// request's pin group, and the choice's new round robin stored by compare-and-swap (retried on a race).
     /// </summary>
-    public bool[] Usable(bool[]? tried = null)
+    public SelectionStep SelectFirst(int[] pin, string[] cookieHeaders, bool redispatch)
     {
-        var usable = new bool[Servers.Length];
-        var anyFree = false;
-        for (var i = 0; i < usable.Length; i++)
-        {
-            usable[i] = Servers[i].UsableForNew && (tried is null || !tried[i]);
-            anyFree |= usable[i] && Servers[i].HasFreeSlot;
-        }
-        // New clients go to a server with a free slot; they queue on a full one only when all are full.
-        if (anyFree)
-            for (var i = 0; i < usable.Length; i++)
-                usable[i] &= Servers[i].HasFreeSlot;
-        return usable;
-    }
-
-    /// <summary>
-    /// A server for a retry, among those not tried yet. It does not advance the round robin: a retry sees a
-    /// different set of servers, and feeding that set to the round robin would reset it for every client.
-    /// </summary>
-    public int ChooseForRetry(bool[] usable) =>
-        OrNone(Balancing.LeastConn(usable, _weights, ActiveCounts(), Interlocked.Increment(ref _turn)));
-
-    /// <summary>
-    /// Which servers keep a client their persistence cookie names (<see cref="Admin.UsableForPinned"/>): a
-    /// draining server keeps its pinned clients until its deadline; MAINT and down servers keep none.
-    /// </summary>
-    public bool[] UsableForPinned(DateTimeOffset now)
-    {
-        var usable = new bool[Servers.Length];
-        for (var i = 0; i < usable.Length; i++)
-            usable[i] = Servers[i].UsableForPinned(now);
-        return usable;
-    }
-
-    /// <summary>The next server by the app's algorithm among usable ones, or -1 when none is.</summary>
-    public int Choose(bool[] usable) => Choose(usable, []);
-
-    /// <summary>As <see cref="Choose(bool[])"/> for a request a rule pinned to <paramref name="pin"/> (server indexes; empty: none).</summary>
-    public int Choose(bool[] usable, int[] pin) => Config.Balance switch
-    {
-        var b when b.IsLeastConn => OrNone(Balancing.LeastConn(usable, _weights, ActiveCounts(), Interlocked.Increment(ref _turn))),
-        var b when b.IsRandomTwoChoices => OrNone(Balancing.RandomTwoChoices(usable, _weights, ActiveCounts(), Random.Shared.Next(), Random.Shared.Next())),
-        _ when pin.Length == 0 => ChooseRoundRobin(ref _roundRobin, usable),
-        _ => ChooseRoundRobin(ref _pinnedRoundRobins.GetOrAdd(string.Join(",", pin), _ => new StrongBox<RoundRobinState>(Balancing.RoundRobinInitial)).Value!, usable),
-    };
-
-    /// <summary>Smooth weighted round robin; its immutable state is swapped atomically, so no lock is held.</summary>
-    private int ChooseRoundRobin(ref RoundRobinState state, bool[] usable)
-    {
+        ref var roundRobin = ref RoundRobinOf(pin);
         while (true)
         {
-            var current = Volatile.Read(ref state);
-            var picked = Balancing.RoundRobin(current, usable, _weights);
-            if (picked is null)
-                return -1;
-            var (index, next) = picked.Value;
-            if (ReferenceEquals(Interlocked.CompareExchange(ref state, next, current), current))
-                return index;
+            var input = Input(pin, Volatile.Read(ref roundRobin), redispatch);
+            var step = SelectionModule.First(input, cookieHeaders);
+            if (ReferenceEquals(step.NextRoundRobin, input.RoundRobin)
+                || ReferenceEquals(Interlocked.CompareExchange(ref roundRobin, step.NextRoundRobin, input.RoundRobin), input.RoundRobin))
+                return step;
         }
     }
 
-    private int[] ActiveCounts() => Servers.Select(s => s.Active).ToArray();
+    /// <summary>The choice for a retry to another server (<see cref="SelectionModule.Retry"/>); it does not move the round robin.</summary>
+    public SelectionStep SelectRetry(int[] pin, bool[] tried, int current, bool cookieInserted, bool redispatch) =>
+        SelectionModule.Retry(Input(pin, Volatile.Read(ref RoundRobinOf(pin)), redispatch), tried, current, cookieInserted);
 
-    private static int OrNone(Microsoft.FSharp.Core.FSharpOption<int>? choice) => choice is null ? -1 : choice.Value;
+    private ref RoundRobinState RoundRobinOf(int[] pin) =>
+        ref pin.Length == 0
+            ? ref _roundRobin
+            : ref _pinnedRoundRobins.GetOrAdd(string.Join(",", pin), _ => new StrongBox<RoundRobinState>(Balancing.RoundRobinInitial)).Value!;
+
+    /// <summary>What the selection reads: each server's health, admin state, requests in flight and free slot, now.</summary>
+    private SelectionInput Input(int[] pin, RoundRobinState roundRobin, bool redispatch)
+    {
+        var views = new ServerView[Servers.Length];
+        for (var i = 0; i < views.Length; i++)
+        {
+            var server = Servers[i];
+            views[i] = new ServerView(server.IsUp, server.Admin, server.Active, server.HasFreeSlot);
+        }
+        // The leastconn turn counts from 0, so a fresh lb's first choice is `lb explain`'s (Selection.Idle).
+        var turn = Interlocked.Increment(ref _turn) - 1;
+        return new SelectionInput(Config, pin, views, roundRobin, turn, Random.Shared.Next(), Random.Shared.Next(), redispatch, DateTimeOffset.UtcNow);
+    }
 }

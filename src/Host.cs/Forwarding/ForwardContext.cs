@@ -13,6 +13,9 @@ public sealed class ForwardContext(ForwardPlan plan, string[] backendCookies, Ap
     /// <summary>The Cookie header values for the backend: the persistence cookie removed (`indirect`).</summary>
     public string[] BackendCookies { get; } = backendCookies;
 
+    /// <summary>The last selection's outcome (<see cref="Lb.Rules.Selection"/>): the first choice, then each retry's.</summary>
+    public Selection Selection { get; set; } = Selection.NewNoServer(CookieOutcome.NoCookie);
+
     /// <summary>The server the current attempt goes to.</summary>
     public int ServerIndex { get; set; }
 

@@ -13,9 +13,9 @@ namespace Lb.Host.Forwarding;
 /// The one endpoint of lb. For each request:
 ///   1. translate the HttpContext into RequestFacts,
 ///   2. ask Rules for the Decision (redirect / reject / forward to an app),
-///   3. for a forward, ask Rules for the persistence choice, then the balancer for a server if needed,
+///   3. for a forward, ask Rules' selection for the server (persistence cookie, then the app's algorithm),
 ///   4. forward through YARP's IHttpForwarder (<see cref="PrefixTransformer"/> applies the rewrites),
-///   5. on failure ask Rules' retry policy: same server, another server (redispatch, new cookie) or give up,
+///   5. on failure ask Rules' retry policy (same server, another server or give up) and the selection for the other one,
 ///   6. count the outcome for the stats and hand an access log line to the background writer.
 /// </summary>
 public sealed class ProxyEndpoint(ForwardingState forwarding, IHttpForwarder forwarder, ErrorPages errorPages, AccessLogWriter accessLog, HttpCache cache)
@@ -140,14 +140,14 @@ public sealed class ProxyEndpoint(ForwardingState forwarding, IHttpForwarder for
         }
         var cookies = PrefixTransformer.NonNull(context.Request.Headers.Cookie);
         var forward = new ForwardContext(plan, cookies.Length == 0 ? cookies : Persistence.BackendCookieHeaders(plan.App, cookies), app);
-        if (!ChooseFirstServer(app, forward, cookies))
+        if (!ChooseFirstServer(state, app, forward, cookies))
         {
             app.Counters.NoServerAvailable();
             await errorPages.WriteAsync(context, 503, $"no server of {plan.App.Name} is available");
             app.Counters.Response(503);
             return;
         }
-        var pinned = !forward.InsertCookie && Persistence.IsOn(app.Config);
+        var pinned = forward.Selection.IsPinned;
         var queued = Stopwatch.GetTimestamp();
         var slot = await state.GlobalSlots.WaitAsync(state.Config.Defaults.TimeoutQueue, context.RequestAborted);
         trace?.AddQueue(queued);
@@ -191,30 +191,26 @@ public sealed class ProxyEndpoint(ForwardingState forwarding, IHttpForwarder for
         }
     }
 
-    private static readonly PersistenceChoice NoCookie = PersistenceChoice.NewChoose("no cookie");
-
-    /// <summary>The persistence cookie pins the client if it names a usable server; otherwise the balancer chooses.</summary>
-    private static bool ChooseFirstServer(AppRuntime app, ForwardContext forward, string[] cookies)
+    /// <summary>The first server, as <see cref="SelectionModule.First"/> says; false when the request is refused (503).</summary>
+    private static bool ChooseFirstServer(ForwardingGeneration state, AppRuntime app, ForwardContext forward, string[] cookies)
     {
-        // A draining server keeps its pinned clients (until its deadline); only new clients avoid it.
-        // A rule's `pin` narrows every choice: a cookie naming a server outside it is not honoured.
-        var choice = cookies.Length == 0
-            ? NoCookie // what Persistence.Decide says for no Cookie header, without building the usable set
-            : Persistence.Decide(app.Config, cookies, Routing.RestrictToPin(forward.Plan, app.UsableForPinned(DateTimeOffset.UtcNow)));
-        switch (choice)
-        {
-            case PersistenceChoice.Pinned pinned:
-                forward.ServerIndex = pinned.serverIndex;
-                forward.InsertCookie = false;
-                app.Servers[pinned.serverIndex].Counters.PersistenceHit();
-                return true;
-            default:
-                if (cookies.Length > 0 && Lb.Rules.Stats.CookieServer(app.Config, cookies) is var pinnedTo and >= 0)
-                    app.Servers[pinnedTo].Counters.Redispatch();
-                forward.ServerIndex = app.Choose(Routing.RestrictToPin(forward.Plan, app.Usable()), forward.Plan.Pin);
-                forward.InsertCookie = Persistence.IsOn(app.Config);
-                return forward.ServerIndex >= 0;
-        }
+        var step = app.SelectFirst(forward.Plan.Pin, cookies, state.Config.Defaults.Redispatch);
+        if (step.Selection.IsPinned)
+            app.Servers[step.Selection.Server].Counters.PersistenceHit();
+        return Apply(app, forward, step);
+    }
+
+    /// <summary>Carries out a selection on the request: its server, its cookie, and a broken pin counted as a redispatch.</summary>
+    private static bool Apply(AppRuntime app, ForwardContext forward, SelectionStep step)
+    {
+        if (step.Selection.BrokenPin is var broken and >= 0)
+            app.Servers[broken].Counters.Redispatch();
+        forward.Selection = step.Selection;
+        forward.InsertCookie = step.InsertCookie;
+        if (step.Selection.Server < 0)
+            return false;
+        forward.ServerIndex = step.Selection.Server;
+        return true;
     }
 
     private async Task ForwardWithRetriesAsync(ForwardingGeneration state, HttpContext context, AppRuntime app, ForwardContext forward)
@@ -250,14 +246,7 @@ public sealed class ProxyEndpoint(ForwardingState forwarding, IHttpForwarder for
                     await errorPages.WriteAsync(context, giveUp.status, $"{app.Config.Name}/{server.Name}: {Describe(context)}");
                     return;
                 case var other when other.IsRetryOtherServer:
-                    var next = app.ChooseForRetry(Routing.RestrictToPin(forward.Plan, app.Usable(tried)));
-                    if (next >= 0)
-                    {
-                        server.Counters.Redispatch();
-                        forward.ServerIndex = next;
-                        // A redispatched client gets a cookie for its new server (HAProxy `option redispatch`).
-                        forward.InsertCookie = Persistence.IsOn(app.Config);
-                    }
+                    Apply(app, forward, app.SelectRetry(forward.Plan.Pin, tried, forward.ServerIndex, forward.InsertCookie, defaults.Redispatch));
                     break;
             }
             ResetForRetry(context);
