@@ -200,3 +200,11 @@ module Selection =
           Draw2 = 0
           Redispatch = redispatch
           Now = now }
+
+    /// The text of the 503 a refused selection answers with (the error page shows it; no client data in it).
+    [<CompiledName("RefusalText")>]
+    let refusalText (app: AppConfig, selection: Selection) : string =
+        match selection with
+        | PinnedDownRefused p when p < app.Servers.Length ->
+            $"server {app.Servers[p].Name} of {app.Name} is not available and redispatch is off"
+        | _ -> $"no server of {app.Name} is available"

@@ -143,7 +143,7 @@ public sealed class ProxyEndpoint(ForwardingState forwarding, IHttpForwarder for
         if (!ChooseFirstServer(state, app, forward, cookies))
         {
             app.Counters.NoServerAvailable();
-            await errorPages.WriteAsync(context, 503, $"no server of {plan.App.Name} is available");
+            await errorPages.WriteAsync(context, 503, SelectionModule.RefusalText(plan.App, forward.Selection));
             app.Counters.Response(503);
             return;
         }

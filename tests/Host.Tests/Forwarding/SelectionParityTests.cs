@@ -109,4 +109,42 @@ public sealed class SelectionParityTests
         Assert.Equal("app1_1", reply.Echo.Server);
         Assert.Equal("app1_1", reply.NewCookie());
     }
+
+    /// <summary>
+    /// A client pinned to a server put in MAINT: with `redispatch` (the default) it moves to another server with a
+    /// new cookie, and the old server counts a redispatch; with `redispatch = false` it gets 503 and no cookie.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_client_pinned_to_a_server_in_maint_is_redispatched_only_with_redispatch(bool redispatch)
+    {
+        await using var one = await RecordingBackend.StartAsync("app1_1");
+        await using var two = await RecordingBackend.StartAsync("app1_2");
+        var apps = $$"""
+            [defaults]
+            redispatch = {{(redispatch ? "true" : "false")}}
+            [apps.app1]
+            health = { enabled = false }
+            servers = [ { name = "app1_1", address = "{{one.Address}}" }, { name = "app1_2", address = "{{two.Address}}" } ]
+            """;
+        await using var lb = await LbInstance.StartAsync(apps);
+        Assert.Equal("app1_1", (await lb.GetAsync("/app1/x", "SRVID=app1_1")).Echo.Server);
+        lb.Server("app1", "app1_1").SetAdmin(Admin.Maint, DateTimeOffset.UtcNow);
+
+        var reply = await lb.GetAsync("/app1/x", "SRVID=app1_1");
+
+        if (redispatch)
+        {
+            Assert.Equal(200, reply.Status);
+            Assert.Equal("app1_2", reply.Echo.Server);
+            Assert.Equal("app1_2", reply.NewCookie());
+        }
+        else
+        {
+            Assert.Equal(503, reply.Status);
+            Assert.Null(reply.NewCookie());
+        }
+        Assert.Equal(1, lb.Server("app1", "app1_1").Counters.Redispatches);
+    }
 }
