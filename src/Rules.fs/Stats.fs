@@ -100,6 +100,13 @@ module Stats =
         if counts.Length <> 6 then invalidArg (nameof counts) "six counters: 1xx, 2xx, 3xx, 4xx, 5xx, other"
         { R1xx = counts[0]; R2xx = counts[1]; R3xx = counts[2]; R4xx = counts[3]; R5xx = counts[4]; Other = counts[5] }
 
+    /// Whether a forwarded request counts its client among the server's pinned clients (the stats page's
+    /// "pinned" column): the client came with a cookie that pinned it, or leaves with a new one, and the request
+    /// did not fail (status 1-499; 0 is a client that left before an answer).
+    [<CompiledName("PinsClient")>]
+    let pinsClient (selection: Selection, insertCookie: bool, status: int) : bool =
+        (selection.IsPinned || insertCookie) && status > 0 && status < 500
+
     let private invariant (value: int64) = value.ToString(CultureInfo.InvariantCulture)
 
     let private iso (at: DateTimeOffset) =

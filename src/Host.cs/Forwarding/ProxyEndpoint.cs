@@ -147,7 +147,8 @@ public sealed class ProxyEndpoint(ForwardingState forwarding, IHttpForwarder for
             app.Counters.Response(503);
             return;
         }
-        var pinned = forward.Selection.IsPinned;
+        // The first choice: a retry's selection replaces forward.Selection, but the client came pinned or not.
+        var first = forward.Selection;
         var queued = Stopwatch.GetTimestamp();
         var slot = await state.GlobalSlots.WaitAsync(state.Config.Defaults.TimeoutQueue, context.RequestAborted);
         trace?.AddQueue(queued);
@@ -169,12 +170,12 @@ public sealed class ProxyEndpoint(ForwardingState forwarding, IHttpForwarder for
         finally
         {
             state.GlobalSlots.Release();
-            Count(context, app, forward, pinned, requestBody, trace);
+            Count(context, app, forward, first, requestBody, trace);
         }
     }
 
-    /// <summary>The outcome on the stats of the server that answered last (and the app), and its pinned clients.</summary>
-    private static void Count(HttpContext context, AppRuntime app, ForwardContext forward, bool pinned, CountingStream? requestBody, RequestTrace? trace)
+    /// <summary>The outcome on the stats of the server that answered last (and the app), and its pinned clients (<paramref name="first"/>: the first selection).</summary>
+    private static void Count(HttpContext context, AppRuntime app, ForwardContext forward, Selection first, CountingStream? requestBody, RequestTrace? trace)
     {
         var server = app.Servers[forward.ServerIndex];
         var status = context.RequestAborted.IsCancellationRequested && !context.Response.HasStarted ? 0 : context.Response.StatusCode;
@@ -183,8 +184,7 @@ public sealed class ProxyEndpoint(ForwardingState forwarding, IHttpForwarder for
         server.Counters.AddBytes(requestBody?.Count ?? 0, trace?.ResponseBody?.Count ?? 0);
         if (trace is not null)
             trace.Server = server.Name;
-        // A client is pinned to a server when it came with its cookie, or leaves with a new one.
-        if ((pinned || forward.InsertCookie) && status is > 0 and < 500)
+        if (Lb.Rules.Stats.PinsClient(first, forward.InsertCookie, status))
         {
             var client = RecentClients.KeyOf(ClientAddress(context), context.Request.Headers.UserAgent.ToString());
             server.Counters.Pinned.Seen(client, DateTimeOffset.UtcNow);
