@@ -77,8 +77,9 @@ type CacheUse =
     /// so the answer is a 304 (RFC 9111 §4.3.2).
     | Hit of age: TimeSpan * notModified: bool
     /// Answer from the stale stored response at once (X-Cache: STALE), within its `stale-while-revalidate` (RFC
-    /// 5861 §3); the shell revalidates it in the background with these conditional headers (none: fetch it).
-    | HitWhileRevalidating of age: TimeSpan * notModified: bool * conditionals: (string * string) array
+    /// 5861 §3), and have one request revalidate it in the background: that request says `max-age=0`, so its
+    /// own decision is Validate (or Miss without validators). `notModified` as for Hit.
+    | HitWhileRevalidating of age: TimeSpan * notModified: bool
     /// Ask the backend with these conditional headers; a 304 refreshes the stored response (RFC 9111 §4.3.1).
     | Validate of conditionals: (string * string) array
     /// Forward as usual (X-Cache: MISS); a storable response replaces what is stored.
@@ -609,8 +610,8 @@ module CachePolicy =
     ///   allows serving stale (no `must-revalidate`, `proxy-revalidate` or `s-maxage`, §5.2.2.2, §5.2.2.8,
     ///   §5.2.2.10); and neither side says `no-cache` (§5.2.1.4, §5.2.2.4);
     /// - stale, but no more than the response's `stale-while-revalidate` past its lifetime (RFC 5861 §3), the
-    ///   response allowing stale, and the request asking for neither `no-cache`, `max-age` below the age nor
-    ///   `min-fresh`: HitWhileRevalidating, answered at once while the shell revalidates in the background;
+    ///   response allowing stale, and the request asking for neither `no-cache`, a `max-age` at or below the
+    ///   age nor `min-fresh`: HitWhileRevalidating, answered at once while the shell revalidates in the background;
     /// - otherwise Validate with its validators (§4.3.1), or, without validators, Miss (GatewayTimeout
     ///   with `only-if-cached`). Either way the backend may fail: `staleOnError` then says whether the stored
     ///   response answers instead.
@@ -632,12 +633,15 @@ module CachePolicy =
                     | Some(Some limit) -> stale <= limit
                     | None -> false)
             let whileRevalidating =
-                not (staleForbidden cc) && not requestCc.NoCache && withinRequestMaxAge && requestCc.MinFresh.IsNone
+                // A request max-age at or below the age (max-age=0 above all, the background revalidation's
+                // own) asks for a newer response: it validates.
+                not (staleForbidden cc) && not requestCc.NoCache && requestCc.MinFresh.IsNone
+                && requestCc.MaxAge |> Option.forall (fun m -> age < m)
                 && cc.StaleWhileRevalidate |> Option.exists (fun window -> stale <= window)
             if not cc.NoCache && not requestCc.NoCache && withinRequestMaxAge && (fresh || staleAllowed) then
                 CacheUse.Hit(age, notModified (request, stored))
             elif whileRevalidating then
-                CacheUse.HitWhileRevalidating(age, notModified (request, stored), conditionals stored)
+                CacheUse.HitWhileRevalidating(age, notModified (request, stored))
             else
                 match conditionals stored with
                 | [||] -> if requestCc.OnlyIfCached then CacheUse.GatewayTimeout else CacheUse.Miss "stale, and no validator"
