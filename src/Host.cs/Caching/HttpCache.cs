@@ -357,7 +357,9 @@ public sealed class HttpCache : IAsyncDisposable
         request.PathBase = source.PathBase;
         request.Path = source.Path;
         request.QueryString = source.QueryString;
-        request.Protocol = source.Protocol;
+        // lb's own request, not the client's stream: HTTP/1.1 whatever the client spoke (the backend protocol is
+        // the app's, set by forwarding).
+        request.Protocol = HttpProtocol.Http11;
         if (context.Features.Get<IHttpRequestFeature>()?.RawTarget is { } rawTarget)
             copy.Features.Get<IHttpRequestFeature>()!.RawTarget = rawTarget;
         foreach (var (name, values) in source.Headers)
