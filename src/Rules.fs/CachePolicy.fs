@@ -647,6 +647,19 @@ module CachePolicy =
                 | [||] -> if requestCc.OnlyIfCached then CacheUse.GatewayTimeout else CacheUse.Miss "stale, and no validator"
                 | conditions -> if requestCc.OnlyIfCached then CacheUse.GatewayTimeout else CacheUse.Validate conditions
 
+    /// The client's conditionals, cache directives and body framing: a background revalidation carries none.
+    let private notRepeated =
+        set [ "if-none-match"; "if-modified-since"; "if-match"; "if-unmodified-since"; "if-range"; "cache-control"; "pragma"
+              "content-length"; "transfer-encoding" ]
+
+    /// The header fields of the background request that revalidates an entry answered under
+    /// stale-while-revalidate (RFC 5861 §3): the client's, without its conditionals (the cache sends its own
+    /// validators, §4.3.1), its cache directives or body framing, and with `Cache-Control: max-age=0`, so that
+    /// request's own `decide` is Validate (or Miss without validators), never a stale answer.
+    [<CompiledName("RevalidationHeaders")>]
+    let revalidationHeaders (headers: (string * string) array) : (string * string) array =
+        Array.append (headers |> Array.filter (fun (n, _) -> not (notRepeated.Contains(n.ToLowerInvariant())))) [| "Cache-Control", "max-age=0" |]
+
     /// RFC 5861 §4: the failures after which a stale response may answer: 500, 502, 503 and 504 from the
     /// backend, and 0 for no response at all (no connection, a timeout).
     let private isError (status: int) = status = 0 || status = 500 || status = 502 || status = 503 || status = 504

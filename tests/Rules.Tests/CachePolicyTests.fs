@@ -427,6 +427,45 @@ let ``a request with no-cache, a max-age below the age or min-fresh is not answe
     for headers in [ [| "Cache-Control", "max-age=0" |]; [| "Cache-Control", "no-cache" |]; [| "Pragma", "no-cache" |]; [| "Cache-Control", "max-age=15" |]; [| "Cache-Control", "min-fresh=1" |] ] do
         Assert.Equal(CacheUse.Validate [| "If-None-Match", "\"e\"" |], decide headers)
 
+/// A response with stale-while-revalidate, asked for around the end of its lifetime and window.
+let private revalidationScenario =
+    gen {
+        let! maxAge, window, _, strict, etag = staleScenario
+        let! past = Gen.choose (-10, window + 10)
+        let! request = cacheRequest
+        let! conditional = Gen.elements [ [||]; [| "If-None-Match", "\"x\"" |]; [| "If-Modified-Since", CachePolicy.formatDate at |] ]
+        let! extra = Gen.frequency [ 3, Gen.constant [||]; 1, Gen.elements [ [| "Cache-Control", "max-stale" |]; [| "Pragma", "no-cache" |]; [| "Content-Length", "0" |] ] ]
+        let headers = Array.concat [ request.Headers; conditional; extra ]
+        return staleResponse maxAge $"stale-while-revalidate={window}" strict etag, { request with Headers = headers }, max 0 (maxAge + past)
+    }
+
+[<Fact>]
+let ``coverage guard: one in ten revalidation scenarios or more is answered stale while revalidating`` () =
+    let samples = Gen.sample 1000 revalidationScenario
+    let stale =
+        samples
+        |> Array.filter (fun (response, request, elapsed) ->
+            match CachePolicy.decide (request, Some response, at.AddSeconds(float elapsed)) with
+            | CacheUse.HitWhileRevalidating _ -> true
+            | _ -> false)
+    Assert.True(stale.Length * 10 >= samples.Length, $"{stale.Length} of {samples.Length}")
+
+[<Property(MaxTest = 1000)>]
+let ``the background revalidation of an entry answered stale validates or fetches it, and carries no client conditional or directive`` () =
+    forAll revalidationScenario (fun (response, request, elapsed) ->
+        let now = at.AddSeconds(float elapsed)
+        match CachePolicy.decide (request, Some response, now) with
+        | CacheUse.HitWhileRevalidating _ ->
+            let headers = CachePolicy.revalidationHeaders request.Headers
+            let names = headers |> Array.map (fun (n, _) -> n.ToLowerInvariant())
+            let background = { request with Headers = headers }
+            names |> Array.forall (fun n -> not (n.StartsWith "if-" || n = "pragma" || n = "content-length"))
+            && CachePolicy.values "Cache-Control" headers = [| "max-age=0" |]
+            && (match CachePolicy.decide (background, Some response, now) with
+                | CacheUse.Validate _ | CacheUse.Miss _ -> true
+                | _ -> false)
+        | _ -> true)
+
 [<Property(MaxTest = 1000)>]
 let ``a stale response answers a backend error only within stale-if-error, never for a status that is no error, never when it forbids stale`` () =
     let scenario =

@@ -99,7 +99,7 @@ public sealed class HttpCache : IAsyncDisposable
                 exchange.Answered = true;
                 break;
             case CacheUse.HitWhileRevalidating stale:
-                RevalidateInBackground(context, key);
+                RevalidateInBackground(context, request, key);
                 await WriteAsync(context, found!, stale.age, stale.notModified, "STALE");
                 exchange.Answered = true;
                 break;
@@ -312,23 +312,18 @@ public sealed class HttpCache : IAsyncDisposable
 
     // ---- Background revalidation (RFC 5861 §3) -------------------------------------------------------
 
-    /// <summary>The conditionals a client sent, and its own cache directives: the background request has neither.</summary>
-    private static readonly string[] NotCopied =
-        ["If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "If-Range", "Cache-Control", "Pragma",
-         "Content-Length", "Transfer-Encoding"];
-
     /// <summary>
     /// Starts one request for the stale entry under <paramref name="key"/>, unless one is under way: a copy of the
-    /// client's (method, target, Host, the other headers, client address) with <c>Cache-Control: max-age=0</c>, so
-    /// its own <see cref="CachePolicy.Decide"/> validates (or fetches) and its answer refreshes or replaces the
-    /// entry as a foreground validation's would. It goes through routing and balancing like any request (and is
+    /// client's (method, target, client address) with <see cref="CachePolicy.RevalidationHeaders"/>, so its own
+    /// <see cref="CachePolicy.Decide"/> validates (or fetches) and its answer refreshes or replaces the entry as a
+    /// foreground validation's would. It goes through routing and balancing like any request (and is
     /// counted and logged as one); its response goes nowhere.
     /// </summary>
-    private void RevalidateInBackground(HttpContext context, string key)
+    private void RevalidateInBackground(HttpContext context, CacheRequest request, string key)
     {
         if (Send is not { } send || !_revalidating.TryAdd(key, 0))
             return;
-        var copy = BackgroundCopy(context);
+        var copy = BackgroundCopy(context, request);
         _ = Task.Run(async () =>
         {
             try
@@ -346,13 +341,16 @@ public sealed class HttpCache : IAsyncDisposable
         });
     }
 
-    private HttpContext BackgroundCopy(HttpContext context)
+    private HttpContext BackgroundCopy(HttpContext context, CacheRequest cacheRequest)
     {
         var source = context.Request;
         var copy = new DefaultHttpContext { RequestServices = _services };
         var request = copy.Request;
+        foreach (var (name, value) in CachePolicy.RevalidationHeaders(cacheRequest.Headers))
+            request.Headers.Append(name, value);
         request.Method = source.Method;
         request.Scheme = source.Scheme;
+        // After the headers: the setter replaces the Host line the loop copied, rather than adding a second.
         request.Host = source.Host;
         request.PathBase = source.PathBase;
         request.Path = source.Path;
@@ -362,10 +360,6 @@ public sealed class HttpCache : IAsyncDisposable
         request.Protocol = HttpProtocol.Http11;
         if (context.Features.Get<IHttpRequestFeature>()?.RawTarget is { } rawTarget)
             copy.Features.Get<IHttpRequestFeature>()!.RawTarget = rawTarget;
-        foreach (var (name, values) in source.Headers)
-            if (!NotCopied.Contains(name, StringComparer.OrdinalIgnoreCase))
-                request.Headers[name] = values;
-        request.Headers.CacheControl = "max-age=0";
         copy.Connection.RemoteIpAddress = context.Connection.RemoteIpAddress;
         copy.Connection.RemotePort = context.Connection.RemotePort;
         copy.Connection.LocalIpAddress = context.Connection.LocalIpAddress;
