@@ -460,8 +460,8 @@ module CachePolicy =
     let private hasValidator (headers: (string * string) array) = has "ETag" headers || has "Last-Modified" headers
 
     /// Whether a shared cache may store this response to this request (RFC 9111 §3). Rejects, with the reason:
-    /// a method other than GET/HEAD; a status lb does not understand (`understood`); request or response `no-store` (§5.2.1.5,
-    /// §5.2.2.5); `private` (§5.2.2.7, also its qualified form); an unreadable Cache-Control; `Set-Cookie`
+    /// a method other than GET/HEAD; a status lb does not understand (`understood`); request or response
+    /// `no-store` (§5.2.1.5, §5.2.2.5); `private` (§5.2.2.7, also its qualified form); an unreadable Cache-Control; `Set-Cookie`
     /// (lb's rule, stricter than §3: a shared cache must not hand one client's cookie to another); `Vary: *`
     /// (§4.1: it never matches); a request with Authorization unless the response says `public`, `s-maxage` or
     /// `must-revalidate` (§3.5); and a response without explicit freshness (max-age, s-maxage, Expires) unless
@@ -484,6 +484,7 @@ module CachePolicy =
             Storability.DoNotStore "Authorization without public, s-maxage or must-revalidate"
         elif hasExplicitFreshness cc response.Headers then Storability.Store
         elif hasValidator response.Headers && (heuristicallyCacheable.Contains response.Status || cc.Public) then Storability.Store
+        elif hasValidator response.Headers then Storability.DoNotStore $"status {response.Status} is stored only with explicit freshness or public"
         else Storability.DoNotStore "no explicit freshness and no validator"
 
     /// RFC 9111 §3.3: only a complete response is stored. With Content-Length, the body received must have

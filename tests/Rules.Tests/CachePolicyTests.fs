@@ -97,7 +97,8 @@ let ``statuses that describe one request, 206 without range support, and undefin
     for status in [ 206; 304; 400; 401; 407; 408; 412; 413; 416; 421; 505; 299; 599; 103 ] do
         Assert.Equal(Storability.DoNotStore $"status {status} is not stored", CachePolicy.storability (request, { Status = status; Headers = [| "Cache-Control", "max-age=60" |] }))
     // A 503 with only a validator is not cacheable by default (RFC 9110 §15.1): not stored.
-    Assert.False(isStore (CachePolicy.storability (request, { Status = 503; Headers = [| "ETag", "\"e\"" |] })))
+    Assert.Equal(Storability.DoNotStore "status 503 is stored only with explicit freshness or public", CachePolicy.storability (request, { Status = 503; Headers = [| "ETag", "\"e\"" |] }))
+    Assert.Equal(Storability.Store, CachePolicy.storability (request, { Status = 503; Headers = [| "ETag", "\"e\""; "Cache-Control", "public" |] }))
 
 [<Fact>]
 let ``the usual cacheable responses are stored`` () =
