@@ -559,6 +559,7 @@ public sealed class CacheTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal((200, "STALE"), (failed.Status, failed.XCache));
         Assert.Equal(first.Body, failed.Body);
         Assert.Equal(2, backend.Hits("/sie"));
+        Reliability.Record("cache", $"stale-if-error: the backend's {status} answered with the stored response", 1, 1, 2, 0);
     }
 
     [Fact]
@@ -611,6 +612,7 @@ public sealed class CacheTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal(("HIT", first.Body), (hit.XCache, hit.Body));
         Assert.Equal(["\"w1\""], backend.IfNoneMatch("/swr"));
         Assert.Equal(2, backend.Hits("/swr"));
+        Reliability.Record("cache", "stale-while-revalidate: 10 requests answered at once while the one validation is held", 1, 1, stale.Count, 0);
     }
 
     // ---- Configuration and stores --------------------------------------------------------------------
