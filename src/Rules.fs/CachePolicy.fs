@@ -2,7 +2,6 @@ namespace Lb.Rules
 
 open System
 open System.Globalization
-open System.Net.Http.Headers
 
 /// A request of a cached app as the cache sees it, after routing.
 type CacheRequest =
@@ -44,6 +43,12 @@ type CacheDirectives =
       MaxStale: TimeSpan option option
       MinFresh: TimeSpan option
       OnlyIfCached: bool
+      /// `stale-while-revalidate` (RFC 5861 §3, a response directive): how long past its lifetime a response may
+      /// be served while one revalidation runs in the background.
+      StaleWhileRevalidate: TimeSpan option
+      /// `stale-if-error` (RFC 5861 §4, request or response): how long past its lifetime a response may be
+      /// served when the backend fails (500, 502, 503, 504 or no response).
+      StaleIfError: TimeSpan option
       /// The field is present but does not parse: a response with it is not stored.
       Malformed: bool
       /// `max-age` or `s-maxage` appears twice: RFC 9111 §4.2.1 lets the response count as stale.
@@ -71,6 +76,10 @@ type CacheUse =
     /// Answer from the stored response (X-Cache: HIT). `notModified`: the client's own conditional matched,
     /// so the answer is a 304 (RFC 9111 §4.3.2).
     | Hit of age: TimeSpan * notModified: bool
+    /// Answer from the stale stored response at once (X-Cache: STALE), within its `stale-while-revalidate` (RFC
+    /// 5861 §3), and have one request revalidate it in the background: that request says `max-age=0`, so its
+    /// own decision is Validate (or Miss without validators). `notModified` as for Hit.
+    | HitWhileRevalidating of age: TimeSpan * notModified: bool
     /// Ask the backend with these conditional headers; a 304 refreshes the stored response (RFC 9111 §4.3.1).
     | Validate of conditionals: (string * string) array
     /// Forward as usual (X-Cache: MISS); a storable response replaces what is stored.
@@ -125,37 +134,116 @@ module CachePolicy =
 
     // ---- Dates and delta-seconds --------------------------------------------------------------------
 
-    /// RFC 9110 §5.6.7: IMF-fixdate, and the obsolete RFC 850 and asctime forms a recipient must accept.
-    let private dateFormats =
-        [| "ddd, dd MMM yyyy HH':'mm':'ss 'GMT'"
-           "dddd, dd'-'MMM'-'yy HH':'mm':'ss 'GMT'"
-           "ddd MMM d HH':'mm':'ss yyyy" |]
+    let private dayNames = [| "Sun"; "Mon"; "Tue"; "Wed"; "Thu"; "Fri"; "Sat" |]
+    let private longDayNames = [| "Sunday"; "Monday"; "Tuesday"; "Wednesday"; "Thursday"; "Friday"; "Saturday" |]
+    let private monthNames = [| "Jan"; "Feb"; "Mar"; "Apr"; "May"; "Jun"; "Jul"; "Aug"; "Sep"; "Oct"; "Nov"; "Dec" |]
 
-    /// An HTTP-date, or None when the text is not one (an invalid Expires means "already expired", §5.3).
-    let parseDate (text: string) : DateTimeOffset option =
-        let styles = DateTimeStyles.AssumeUniversal ||| DateTimeStyles.AdjustToUniversal ||| DateTimeStyles.AllowWhiteSpaces
-        match DateTimeOffset.TryParseExact(text.Trim(), dateFormats, CultureInfo.InvariantCulture, styles) with
-        | true, d -> Some d
-        | _ -> None
+    /// `n` ASCII digits at `at` in `text` as a number, or -1.
+    let private digits (text: string) (at: int) (n: int) =
+        if at < 0 || at + n > text.Length then -1
+        else
+            let mutable value = 0
+            let mutable ok = true
+            for i in at .. at + n - 1 do
+                if Char.IsAsciiDigit text[i] then value <- value * 10 + int text[i] - int '0' else ok <- false
+            if ok then value else -1
+
+    let private literal (text: string) (at: int) (expected: string) =
+        at >= 0 && at + expected.Length <= text.Length && String.CompareOrdinal(text, at, expected, 0, expected.Length) = 0
+
+    /// The index of the name (case-sensitive, RFC 9110 §5.6.7 `%s"Jan"`) at `at`, or -1.
+    let private nameAt (names: string array) (text: string) (at: int) = names |> Array.tryFindIndex (literal text at) |> Option.defaultValue -1
+
+    /// `hour ":" minute ":" second` (RFC 9110 §5.6.7 time-of-day) at `at`, or None. A leap second (60) has no
+    /// DateTimeOffset, so it does not parse.
+    let private timeOfDay (text: string) (at: int) =
+        let h, m, s = digits text at 2, digits text (at + 3) 2, digits text (at + 6) 2
+        if literal text (at + 2) ":" && literal text (at + 5) ":" && h >= 0 && h < 24 && m >= 0 && m < 60 && s >= 0 && s < 60 then Some(h, m, s)
+        else None
+
+    /// The moment, if the fields name one and `day` (0 = Sunday) is its day of the week.
+    let private moment (year: int) (month: int) (day: int) (h: int, m: int, s: int) (weekday: int) =
+        if year < 1 || month < 1 || day < 1 || day > DateTime.DaysInMonth(year, month) then None
+        else
+            let d = DateTimeOffset(year, month, day, h, m, s, TimeSpan.Zero)
+            if int d.DayOfWeek = weekday then Some d else None
+
+    /// An HTTP-date (RFC 9110 §5.6.7), strictly: IMF-fixdate `Sun, 06 Nov 1994 08:49:37 GMT`, and the obsolete
+    /// forms a recipient MUST accept, rfc850-date `Sunday, 06-Nov-94 08:49:37 GMT` and asctime-date
+    /// `Sun Nov  6 08:49:37 1994`. Names are case-sensitive, every space is exactly one SP (asctime pads a
+    /// one-digit day with a second SP), and the day name must be the date's. Rejects anything else (doubled
+    /// spaces, other zones, a wrong day name, 24:00 or a leap second): an invalid Expires means "already
+    /// expired" (RFC 9111 §5.3), and an invalid If-Modified-Since is ignored (RFC 9110 §13.1.3). An
+    /// rfc850-date's two-digit year is the one in the century that puts it no more than 50 years after
+    /// `received` (RFC 9110 §5.6.7); `received` is when the message arrived.
+    [<CompiledName("ParseDate")>]
+    let parseDate (text: string, received: DateTimeOffset) : DateTimeOffset option =
+        // RFC 9110 §5.5: the field value excludes leading and trailing whitespace (OWS).
+        let t = text.Trim([| ' '; '\t' |])
+        let imfFixdate () =
+            let weekday = nameAt dayNames t 0
+            let month = nameAt monthNames t 8
+            if t.Length = 29 && weekday >= 0 && literal t 3 ", " && literal t 7 " " && month >= 0 && literal t 11 " "
+               && literal t 16 " " && literal t 25 " GMT" then
+                match digits t 5 2, digits t 12 4, timeOfDay t 17 with
+                | day, year, Some time when day >= 0 && year >= 0 -> moment year (month + 1) day time weekday
+                | _ -> None
+            else None
+        let rfc850 () =
+            let weekday = nameAt longDayNames t 0
+            if weekday < 0 then None
+            else
+                let at = longDayNames[weekday].Length
+                let month = nameAt monthNames t (at + 5)
+                if t.Length = at + 24 && literal t at ", " && literal t (at + 4) "-" && month >= 0 && literal t (at + 8) "-"
+                   && literal t (at + 11) " " && literal t (at + 20) " GMT" then
+                    match digits t (at + 2) 2, digits t (at + 9) 2, timeOfDay t (at + 12) with
+                    | day, yy, Some time when day >= 0 && yy >= 0 ->
+                        let sameCentury = received.Year - received.Year % 100 + yy
+                        let year = if sameCentury > received.Year + 50 then sameCentury - 100 else sameCentury
+                        moment year (month + 1) day time weekday
+                    | _ -> None
+                else None
+        let asctime () =
+            let weekday = nameAt dayNames t 0
+            let month = nameAt monthNames t 4
+            if t.Length = 24 && weekday >= 0 && literal t 3 " " && month >= 0 && literal t 7 " " && literal t 10 " "
+               && literal t 19 " " then
+                let day = if literal t 8 " " then digits t 9 1 else digits t 8 2
+                match day, timeOfDay t 11, digits t 20 4 with
+                | day, Some time, year when day >= 0 && year >= 0 -> moment year (month + 1) day time weekday
+                | _ -> None
+            else None
+        imfFixdate () |> Option.orElseWith rfc850 |> Option.orElseWith asctime
 
     /// An HTTP-date as IMF-fixdate (RFC 9110 §5.6.7).
     let formatDate (d: DateTimeOffset) = d.ToUniversalTime().ToString("r", CultureInfo.InvariantCulture)
 
-    /// RFC 9111 §1.2.2: delta-seconds beyond 2^31 count as 2147483648.
+    /// RFC 9111 §1.2.2: a delta-seconds beyond 2^31 counts as 2147483648, the largest a cache must handle.
     let private maxDelta = TimeSpan.FromSeconds 2147483648.0
 
-    /// The Age header (§5.1): delta-seconds; an invalid value is ignored (zero).
+    /// delta-seconds (RFC 9111 §1.2.2, `1*DIGIT`), capped at 2147483648 s; None when the text is not one.
+    let private deltaSeconds (text: string) : TimeSpan option =
+        if text <> "" && text |> Seq.forall Char.IsAsciiDigit then
+            let significant = text.TrimStart '0'
+            // More than 10 significant digits is beyond 2^31 whatever they are: no Int64 overflow to handle.
+            if significant.Length > 10 then Some maxDelta
+            else
+                let seconds = if significant = "" then 0L else Int64.Parse(significant, NumberStyles.None, CultureInfo.InvariantCulture)
+                Some(if seconds >= 2147483648L then maxDelta else TimeSpan.FromSeconds(float seconds))
+        else
+            None
+
+    /// The Age value (RFC 9111 §5.1): one delta-seconds on one line. Zero when absent. A list (`7200, 0`,
+    /// or two Age lines) or any other invalid value counts as 2147483648 s, the §1.2.2 maximum: §5.1 gives no
+    /// reading for it, and the safe one is that the response may be older than any lifetime. Ignoring it (zero)
+    /// would serve a response the backend says is two hours old as fresh; as the maximum it is stale, never
+    /// within a request's max-stale limit or a stale-if-error window, and is validated or fetched again.
     let private ageValue (headers: (string * string) array) : TimeSpan =
         match values "Age" headers with
         | [||] -> TimeSpan.Zero
-        | vs ->
-            let text = vs[0].Trim()
-            if text <> "" && text |> Seq.forall Char.IsAsciiDigit then
-                match Int64.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture) with
-                | true, s when s < 2147483648L -> TimeSpan.FromSeconds(float s)
-                | _ -> maxDelta
-            else
-                TimeSpan.Zero
+        | [| one |] -> deltaSeconds (one.Trim([| ' '; '\t' |])) |> Option.defaultValue maxDelta
+        | _ -> maxDelta
 
     // ---- Cache-Control ------------------------------------------------------------------------------
 
@@ -171,17 +259,54 @@ module CachePolicy =
           MaxStale = None
           MinFresh = None
           OnlyIfCached = false
+          StaleWhileRevalidate = None
+          StaleIfError = None
           Malformed = false
           Conflicting = false }
 
-    let private directiveName (m: string) =
-        match m.IndexOf '=' with
-        | -1 -> m.Trim().ToLowerInvariant()
-        | i -> m.Substring(0, i).Trim().ToLowerInvariant()
+    /// RFC 9110 §5.6.2 tchar.
+    let private isTokenChar (c: char) = Char.IsAsciiLetterOrDigit c || "!#$%&'*+-.^_`|~".Contains c
 
-    /// The Cache-Control directives of a message, parsed by the framework (System.Net.Http's
-    /// CacheControlHeaderValue); for a request without Cache-Control, `Pragma: no-cache` counts as `no-cache`
-    /// (RFC 9111 §5.4 keeps it for HTTP/1.0 clients).
+    let private isToken (text: string) = text <> "" && text |> Seq.forall isTokenChar
+
+    /// A directive's argument (RFC 9111 §5.2: token or quoted-string, and recipients accept both forms even
+    /// where one is required), unquoted; None when it is neither.
+    let private argument (text: string) : string option =
+        if text.Length >= 2 && text[0] = '"' && text[text.Length - 1] = '"' then
+            let inner = text.Substring(1, text.Length - 2)
+            let b = Text.StringBuilder()
+            let mutable escaped = false
+            let mutable ok = true
+            for c in inner do
+                if escaped then
+                    b.Append c |> ignore
+                    escaped <- false
+                elif c = '\\' then escaped <- true
+                elif c = '"' then ok <- false
+                else b.Append c |> ignore
+            if ok && not escaped then Some(b.ToString()) else None
+        elif isToken text then Some text
+        else None
+
+    /// One directive as (lower-case name, argument), or None when it does not parse (RFC 9111 §5.2
+    /// `cache-directive = token [ "=" ( token / quoted-string ) ]`).
+    let private directive (m: string) : (string * string option) option =
+        match m.IndexOf '=' with
+        | -1 -> if isToken m then Some(m.ToLowerInvariant(), None) else None
+        | i ->
+            let name = m.Substring(0, i).Trim()
+            match argument (m.Substring(i + 1).Trim()) with
+            | Some arg when isToken name -> Some(name.ToLowerInvariant(), Some arg)
+            | _ -> None
+
+    /// The Cache-Control directives of a message (RFC 9111 §5.2), names compared case-insensitively; for a
+    /// request without Cache-Control, `Pragma: no-cache` counts as `no-cache` (RFC 9111 §5.4 keeps it for
+    /// HTTP/1.0 clients). Malformed (the response is not stored): a member that is not a directive, or a
+    /// max-age, s-maxage, min-fresh or max-stale whose argument is not delta-seconds. A delta-seconds beyond
+    /// 2^31 is 2147483648 s (§1.2.2), not an error. A stale-while-revalidate or stale-if-error (RFC 5861) with
+    /// an invalid argument is ignored: without it no stale response is served, the safe side. The qualified
+    /// forms of no-cache and private (`no-cache="Set-Cookie"`) count as the unqualified ones (§5.2.2.4, §5.2.2.7
+    /// allow a cache to treat them so).
     [<CompiledName("Directives")>]
     let directives (headers: (string * string) array) : CacheDirectives =
         match combined "Cache-Control" headers with
@@ -189,24 +314,49 @@ module CachePolicy =
             let pragma = combined "Pragma" headers |> Option.map listMembers |> Option.defaultValue []
             { noDirectives with NoCache = pragma |> List.exists (fun p -> String.Equals(p, "no-cache", StringComparison.OrdinalIgnoreCase)) }
         | Some text ->
-            match CacheControlHeaderValue.TryParse text with
-            | true, NonNull cc ->
-                let names = listMembers text |> List.map directiveName
-                let twice name = (names |> List.filter ((=) name) |> List.length) > 1
-                { NoStore = cc.NoStore
-                  NoCache = cc.NoCache
-                  Private = cc.Private
-                  Public = cc.Public
-                  MustRevalidate = cc.MustRevalidate
-                  ProxyRevalidate = cc.ProxyRevalidate
-                  MaxAge = Option.ofNullable cc.MaxAge
-                  SharedMaxAge = Option.ofNullable cc.SharedMaxAge
-                  MaxStale = (if cc.MaxStale then Some(Option.ofNullable cc.MaxStaleLimit) else None)
-                  MinFresh = Option.ofNullable cc.MinFresh
-                  OnlyIfCached = cc.OnlyIfCached
-                  Malformed = false
-                  Conflicting = twice "max-age" || twice "s-maxage" }
-            | _ -> { noDirectives with Malformed = true }
+            let parsed = listMembers text |> List.map directive
+            if parsed |> List.exists Option.isNone then
+                { noDirectives with Malformed = true }
+            else
+                let all = parsed |> List.choose id
+                let present name = all |> List.exists (fun (n, _) -> n = name)
+                let argumentsOf name = all |> List.filter (fun (n, _) -> n = name) |> List.map snd
+                // A required delta-seconds: Ok None when absent, Error when present without a valid one.
+                let delta name =
+                    match argumentsOf name with
+                    | [] -> Ok None
+                    | arg :: _ ->
+                        match arg |> Option.bind deltaSeconds with
+                        | Some d -> Ok(Some d)
+                        | None -> Error name
+                let maxStale =
+                    match argumentsOf "max-stale" with
+                    | [] -> Ok None
+                    | None :: _ -> Ok(Some None)
+                    | Some arg :: _ ->
+                        match deltaSeconds arg with
+                        | Some d -> Ok(Some(Some d))
+                        | None -> Error "max-stale"
+                let optionalDelta name = match delta name with Ok d -> d | Error _ -> None
+                let twice name = (argumentsOf name).Length > 1
+                match delta "max-age", delta "s-maxage", delta "min-fresh", maxStale with
+                | Ok maxAge, Ok sMaxAge, Ok minFresh, Ok maxStale ->
+                    { NoStore = present "no-store"
+                      NoCache = present "no-cache"
+                      Private = present "private"
+                      Public = present "public"
+                      MustRevalidate = present "must-revalidate"
+                      ProxyRevalidate = present "proxy-revalidate"
+                      MaxAge = maxAge
+                      SharedMaxAge = sMaxAge
+                      MaxStale = maxStale
+                      MinFresh = minFresh
+                      OnlyIfCached = present "only-if-cached"
+                      StaleWhileRevalidate = optionalDelta "stale-while-revalidate"
+                      StaleIfError = optionalDelta "stale-if-error"
+                      Malformed = false
+                      Conflicting = twice "max-age" || twice "s-maxage" }
+                | _ -> { noDirectives with Malformed = true }
 
     // ---- Requests -----------------------------------------------------------------------------------
 
@@ -290,12 +440,19 @@ module CachePolicy =
 
     // ---- Storing ------------------------------------------------------------------------------------
 
-    /// RFC 9110 §15.1: statuses cacheable by default (heuristically, were there heuristics).
+    /// RFC 9110 §15.1: statuses cacheable by default (heuristically, were there heuristics). 206 is among
+    /// them, but lb does not store it: it neither stores nor combines partial content (RFC 9111 §3.3, §3.4),
+    /// and answers a Range request by forwarding it (`classify`).
     let private heuristicallyCacheable = set [ 200; 203; 204; 300; 301; 308; 404; 405; 410; 414; 501 ]
 
-    /// The final statuses lb stores: the above and the redirects whose meaning it knows (RFC 9110 §15.4),
-    /// which need explicit freshness. Not 206 (no partial content), not 304, not 5xx but 501.
-    let private understood = heuristicallyCacheable + set [ 302; 303; 307 ]
+    /// The final statuses lb understands and stores when the response has explicit freshness (RFC 9111 §3:
+    /// any final status may be stored then): the above, the redirects of RFC 9110 §15.4, 403, 406, 409 and
+    /// the server errors 500, 502, 503 and 504 (§15.6). Not the statuses that describe this one request in
+    /// what the cache key does not hold, which would answer other requests wrongly: 304 and 412 (its
+    /// conditionals), 400, 411, 413, 415, 417 and 422 (its head or content), 401 and 407 (its credentials;
+    /// Proxy-Authenticate is not even stored, §3.1), 408, 421, 426 and 505 (its connection or version), 416
+    /// (its Range); nor 1xx (not final), 206 (above), 305, 306, or a status RFC 9110 does not define.
+    let private understood = heuristicallyCacheable + set [ 302; 303; 307; 403; 406; 409; 500; 502; 503; 504 ]
 
     let private hasExplicitFreshness (cc: CacheDirectives) (headers: (string * string) array) =
         cc.MaxAge.IsSome || cc.SharedMaxAge.IsSome || has "Expires" headers
@@ -303,13 +460,14 @@ module CachePolicy =
     let private hasValidator (headers: (string * string) array) = has "ETag" headers || has "Last-Modified" headers
 
     /// Whether a shared cache may store this response to this request (RFC 9111 §3). Rejects, with the reason:
-    /// a method other than GET/HEAD; a status lb does not store; request or response `no-store` (§5.2.1.5,
-    /// §5.2.2.5); `private` (§5.2.2.7, also its qualified form); an unreadable Cache-Control; `Set-Cookie`
+    /// a method other than GET/HEAD; a status lb does not understand (`understood`); request or response
+    /// `no-store` (§5.2.1.5, §5.2.2.5); `private` (§5.2.2.7, also its qualified form); an unreadable Cache-Control; `Set-Cookie`
     /// (lb's rule, stricter than §3: a shared cache must not hand one client's cookie to another); `Vary: *`
     /// (§4.1: it never matches); a request with Authorization unless the response says `public`, `s-maxage` or
-    /// `must-revalidate` (§3.5); and a response with neither explicit freshness (max-age, s-maxage, Expires) nor
-    /// a validator on a status cacheable by default or marked `public` (lb has no heuristic freshness, §4.2.2, so
-    /// such a response is stored stale and validated on each use).
+    /// `must-revalidate` (§3.5); and a response without explicit freshness (max-age, s-maxage, Expires) unless
+    /// it has a validator and a status cacheable by default (RFC 9110 §15.1) or `public` (lb has no heuristic
+    /// freshness, §4.2.2, so such a response is stored stale and validated on each use). So a 404, 500 or 503
+    /// with max-age is stored; a 503 with only an ETag is not.
     [<CompiledName("Storability")>]
     let storability (request: CacheRequest, response: CacheResponse) : Storability =
         let requestCc = directives request.Headers
@@ -326,6 +484,7 @@ module CachePolicy =
             Storability.DoNotStore "Authorization without public, s-maxage or must-revalidate"
         elif hasExplicitFreshness cc response.Headers then Storability.Store
         elif hasValidator response.Headers && (heuristicallyCacheable.Contains response.Status || cc.Public) then Storability.Store
+        elif hasValidator response.Headers then Storability.DoNotStore $"status {response.Status} is stored only with explicit freshness or public"
         else Storability.DoNotStore "no explicit freshness and no validator"
 
     /// RFC 9111 §3.3: only a complete response is stored. With Content-Length, the body received must have
@@ -341,6 +500,12 @@ module CachePolicy =
             | None -> true)
 
     // ---- Freshness and age --------------------------------------------------------------------------
+
+    /// The Date of a stored response, or when it arrived when its Date is absent or invalid (RFC 9110 §6.6.1).
+    let private dateOf (stored: StoredResponse) =
+        combined "Date" stored.Response.Headers
+        |> Option.bind (fun d -> parseDate (d, stored.ResponseTime))
+        |> Option.defaultValue stored.ResponseTime
 
     /// The freshness lifetime (RFC 9111 §4.2.1), for a shared cache: `s-maxage`, else `max-age`, else
     /// `Expires` minus `Date` (the response time when Date is absent), else zero (no heuristics). A repeated
@@ -358,9 +523,9 @@ module CachePolicy =
             | None, None ->
                 match values "Expires" headers with
                 | [| expires |] ->
-                    match parseDate expires with
+                    match parseDate (expires, stored.ResponseTime) with
                     | Some e ->
-                        let date = combined "Date" headers |> Option.bind parseDate |> Option.defaultValue stored.ResponseTime
+                        let date = dateOf stored
                         max TimeSpan.Zero (e - date)
                     | None -> TimeSpan.Zero
                 | _ -> TimeSpan.Zero
@@ -381,7 +546,7 @@ module CachePolicy =
     [<CompiledName("CurrentAge")>]
     let currentAge (stored: StoredResponse, now: DateTimeOffset) : TimeSpan =
         let headers = stored.Response.Headers
-        let date = combined "Date" headers |> Option.bind parseDate |> Option.defaultValue stored.ResponseTime
+        let date = dateOf stored
         age (date, ageValue headers, stored.RequestTime, stored.ResponseTime, now)
 
     // ---- Using a stored response --------------------------------------------------------------------
@@ -418,15 +583,26 @@ module CachePolicy =
                 | Some etag -> entityTags inm |> List.exists (fun t -> t = "*" || weakEqual t etag)
                 | None -> entityTags inm |> List.contains "*"
             | None ->
-                match combined "If-Modified-Since" request.Headers |> Option.bind parseDate with
+                let read text = parseDate (text, stored.ResponseTime)
+                match combined "If-Modified-Since" request.Headers |> Option.bind read with
                 | Some since ->
                     let modified =
                         combined "Last-Modified" headers
                         |> Option.orElse (combined "Date" headers)
-                        |> Option.bind parseDate
+                        |> Option.bind read
                         |> Option.defaultValue stored.ResponseTime
                     modified <= since
                 | None -> false
+
+    /// Whether the stored response forbids serving it stale at all (RFC 9111 §4.2.4): must-revalidate,
+    /// proxy-revalidate or s-maxage (§5.2.2.2, §5.2.2.8, §5.2.2.10; lb is a shared cache), or no-cache
+    /// (§5.2.2.4). RFC 5861 §3, §4 do not override them.
+    let private staleForbidden (cc: CacheDirectives) = cc.MustRevalidate || cc.ProxyRevalidate || cc.SharedMaxAge.IsSome || cc.NoCache
+
+    /// How far past its freshness lifetime the stored response is at `now` (negative while fresh), and its age.
+    let private staleness (stored: StoredResponse) (now: DateTimeOffset) =
+        let age = currentAge (stored, now)
+        age - freshnessLifetime stored, age
 
     /// The decision for a cacheable request given the stored response for its key, if any, at `now`:
     /// - nothing stored: Miss, or GatewayTimeout with `only-if-cached`;
@@ -434,8 +610,12 @@ module CachePolicy =
     ///   age within the request's `max-age`), or stale within the request's `max-stale` when the response
     ///   allows serving stale (no `must-revalidate`, `proxy-revalidate` or `s-maxage`, §5.2.2.2, §5.2.2.8,
     ///   §5.2.2.10); and neither side says `no-cache` (§5.2.1.4, §5.2.2.4);
+    /// - stale, but no more than the response's `stale-while-revalidate` past its lifetime (RFC 5861 §3), the
+    ///   response allowing stale, and the request asking for neither `no-cache`, a `max-age` at or below the
+    ///   age nor `min-fresh`: HitWhileRevalidating, answered at once while the shell revalidates in the background;
     /// - otherwise Validate with its validators (§4.3.1), or, without validators, Miss (GatewayTimeout
-    ///   with `only-if-cached`).
+    ///   with `only-if-cached`). Either way the backend may fail: `staleOnError` then says whether the stored
+    ///   response answers instead.
     [<CompiledName("Decide")>]
     let decide (request: CacheRequest, stored: StoredResponse option, now: DateTimeOffset) : CacheUse =
         let requestCc = directives request.Headers
@@ -443,23 +623,61 @@ module CachePolicy =
         | None -> if requestCc.OnlyIfCached then CacheUse.GatewayTimeout else CacheUse.Miss "not stored"
         | Some stored ->
             let cc = directives stored.Response.Headers
-            let age = currentAge (stored, now)
-            let lifetime = freshnessLifetime stored
+            let stale, age = staleness stored now
             let minFresh = defaultArg requestCc.MinFresh TimeSpan.Zero
             let withinRequestMaxAge = requestCc.MaxAge |> Option.forall (fun m -> age <= m)
-            let fresh = age + minFresh < lifetime
+            let fresh = stale + minFresh < TimeSpan.Zero
             let staleAllowed =
                 not (cc.MustRevalidate || cc.ProxyRevalidate || cc.SharedMaxAge.IsSome)
                 && (match requestCc.MaxStale with
                     | Some None -> true
-                    | Some(Some limit) -> age - lifetime <= limit
+                    | Some(Some limit) -> stale <= limit
                     | None -> false)
+            let whileRevalidating =
+                // A request max-age at or below the age (max-age=0 above all, the background revalidation's
+                // own) asks for a newer response: it validates.
+                not (staleForbidden cc) && not requestCc.NoCache && requestCc.MinFresh.IsNone
+                && requestCc.MaxAge |> Option.forall (fun m -> age < m)
+                && cc.StaleWhileRevalidate |> Option.exists (fun window -> stale <= window)
             if not cc.NoCache && not requestCc.NoCache && withinRequestMaxAge && (fresh || staleAllowed) then
                 CacheUse.Hit(age, notModified (request, stored))
+            elif whileRevalidating then
+                CacheUse.HitWhileRevalidating(age, notModified (request, stored))
             else
                 match conditionals stored with
                 | [||] -> if requestCc.OnlyIfCached then CacheUse.GatewayTimeout else CacheUse.Miss "stale, and no validator"
                 | conditions -> if requestCc.OnlyIfCached then CacheUse.GatewayTimeout else CacheUse.Validate conditions
+
+    /// The client's conditionals, cache directives and body framing: a background revalidation carries none.
+    let private notRepeated =
+        set [ "if-none-match"; "if-modified-since"; "if-match"; "if-unmodified-since"; "if-range"; "cache-control"; "pragma"
+              "content-length"; "transfer-encoding" ]
+
+    /// The header fields of the background request that revalidates an entry answered under
+    /// stale-while-revalidate (RFC 5861 §3): the client's, without its conditionals (the cache sends its own
+    /// validators, §4.3.1), its cache directives or body framing, and with `Cache-Control: max-age=0`, so that
+    /// request's own `decide` is Validate (or Miss without validators), never a stale answer.
+    [<CompiledName("RevalidationHeaders")>]
+    let revalidationHeaders (headers: (string * string) array) : (string * string) array =
+        Array.append (headers |> Array.filter (fun (n, _) -> not (notRepeated.Contains(n.ToLowerInvariant())))) [| "Cache-Control", "max-age=0" |]
+
+    /// RFC 5861 §4: the failures after which a stale response may answer: 500, 502, 503 and 504 from the
+    /// backend, and 0 for no response at all (no connection, a timeout).
+    let private isError (status: int) = status = 0 || status = 500 || status = 502 || status = 503 || status = 504
+
+    /// Whether the stored response answers the request instead of the backend's failure `status` (500, 502,
+    /// 503, 504, or 0 when no response came; any other status gives false) at `now` (RFC 5861 §4
+    /// stale-if-error): it is no more than the request's `stale-if-error` past its lifetime, or, when the
+    /// request has none, the response's; and neither the response (`staleForbidden`) nor the request
+    /// (`no-cache`) forbids a stale answer. A fresh stored response (validated because the request said
+    /// `max-age=0`) answers within any window.
+    [<CompiledName("StaleOnError")>]
+    let staleOnError (request: CacheRequest, stored: StoredResponse, status: int, now: DateTimeOffset) : bool =
+        let requestCc = directives request.Headers
+        let cc = directives stored.Response.Headers
+        let stale, _ = staleness stored now
+        isError status && not (staleForbidden cc) && not requestCc.NoCache
+        && (requestCc.StaleIfError |> Option.orElse cc.StaleIfError |> Option.exists (fun window -> stale <= window))
 
     // ---- Answers and updates ------------------------------------------------------------------------
 

@@ -66,13 +66,39 @@ let ``a response to a request with Authorization is stored only with public, s-m
         not (isStore (CachePolicy.storability (request, response))) || cc.Public || cc.SharedMaxAge.IsSome || cc.MustRevalidate)
 
 [<Property(MaxTest = 500)>]
-let ``a stored response has explicit freshness or a validator, and a status lb understands`` () =
+let ``a stored response has explicit freshness, or a validator with a heuristically cacheable status or public; never 206 or 304`` () =
     forAll (Gen.zip cacheRequest cacheResponse) (fun (request, response) ->
         let has name = response.Headers |> Array.exists (fun (n, _) -> n = name)
         let cc = CachePolicy.directives response.Headers
+        let explicitFreshness = cc.MaxAge.IsSome || cc.SharedMaxAge.IsSome || has "Expires"
+        let heuristic = List.contains response.Status [ 200; 203; 204; 300; 301; 308; 404; 405; 410; 414; 501 ]
         not (isStore (CachePolicy.storability (request, response)))
-        || ((cc.MaxAge.IsSome || cc.SharedMaxAge.IsSome || has "Expires" || has "ETag" || has "Last-Modified")
-            && not (List.contains response.Status [ 206; 304; 500; 502; 503 ])))
+        || ((explicitFreshness || ((has "ETag" || has "Last-Modified") && (heuristic || cc.Public)))
+            && not (List.contains response.Status [ 206; 304 ])))
+
+/// RFC 9111 §3: any final status the cache understands may be stored with explicit freshness.
+[<Property(MaxTest = 500)>]
+let ``a 404, 410, 500, 502, 503 or 504 with max-age, s-maxage or Expires is stored; without them and without a validator it is not`` () =
+    let scenario =
+        gen {
+            let! status = Gen.elements [ 404; 410; 500; 502; 503; 504; 403; 302 ]
+            let! freshness = Gen.elements [ "Cache-Control", "max-age=30"; "Cache-Control", "public, s-maxage=30"; "Expires", CachePolicy.formatDate (at.AddMinutes 1.0) ]
+            let! request = cacheRequest
+            return status, freshness, { request with Headers = request.Headers |> Array.filter (fun (n, _) -> n <> "Authorization" && n <> "Cache-Control") }
+        }
+    forAll scenario (fun (status, freshness, request) ->
+        let response headers = { Status = status; Headers = Array.append [| "Date", CachePolicy.formatDate at |] headers }
+        isStore (CachePolicy.storability (request, response [| freshness |]))
+        && not (isStore (CachePolicy.storability (request, response [||]))))
+
+[<Fact>]
+let ``statuses that describe one request, 206 without range support, and undefined statuses are never stored`` () =
+    let request = get "/x" [||]
+    for status in [ 206; 304; 400; 401; 407; 408; 412; 413; 416; 421; 505; 299; 599; 103 ] do
+        Assert.Equal(Storability.DoNotStore $"status {status} is not stored", CachePolicy.storability (request, { Status = status; Headers = [| "Cache-Control", "max-age=60" |] }))
+    // A 503 with only a validator is not cacheable by default (RFC 9110 §15.1): not stored.
+    Assert.Equal(Storability.DoNotStore "status 503 is stored only with explicit freshness or public", CachePolicy.storability (request, { Status = 503; Headers = [| "ETag", "\"e\"" |] }))
+    Assert.Equal(Storability.Store, CachePolicy.storability (request, { Status = 503; Headers = [| "ETag", "\"e\""; "Cache-Control", "public" |] }))
 
 [<Fact>]
 let ``the usual cacheable responses are stored`` () =
@@ -249,15 +275,223 @@ let ``the current age counts the Age header and the time since the response`` ()
 
 [<Property(MaxTest = 300)>]
 let ``an HTTP-date reads back as written`` () =
-    forAll httpMoment (fun d -> CachePolicy.parseDate (CachePolicy.formatDate d) = Some d)
+    forAll httpMoment (fun d -> CachePolicy.parseDate (CachePolicy.formatDate d, d) = Some d)
 
 [<Fact>]
 let ``the obsolete date forms are read too`` () =
     let expected = Some(DateTimeOffset(1994, 11, 6, 8, 49, 37, TimeSpan.Zero))
-    Assert.Equal(expected, CachePolicy.parseDate "Sun, 06 Nov 1994 08:49:37 GMT")
-    Assert.Equal(expected, CachePolicy.parseDate "Sunday, 06-Nov-94 08:49:37 GMT")
-    Assert.Equal(expected, CachePolicy.parseDate "Sun Nov  6 08:49:37 1994")
-    Assert.Equal(None, CachePolicy.parseDate "tomorrow")
+    Assert.Equal(expected, CachePolicy.parseDate ("Sun, 06 Nov 1994 08:49:37 GMT", at))
+    Assert.Equal(expected, CachePolicy.parseDate ("Sunday, 06-Nov-94 08:49:37 GMT", at))
+    Assert.Equal(expected, CachePolicy.parseDate ("Sun Nov  6 08:49:37 1994", at))
+    Assert.Equal(None, CachePolicy.parseDate ("tomorrow", at))
+
+// ---- Age (RFC 9111 §5.1) ----------------------------------------------------------------------------
+
+[<Property(MaxTest = 1000)>]
+let ``a response with an unparseable Age is never served as fresh`` () =
+    let scenario =
+        gen {
+            let! ages = invalidAge
+            let! headers = cacheResponseHeaders
+            let! request = cacheRequest
+            let! elapsed = Gen.choose (0, 100_000)
+            let headers = Array.append (headers |> Array.filter (fun (n, _) -> n <> "Age")) (ages |> Array.map (fun a -> "Age", a))
+            return request, ages, stored (ok headers) at, at.AddSeconds(float elapsed)
+        }
+    forAll scenario (fun (request, _, response, now) ->
+        // Only a request that accepts any staleness (`max-stale` without a limit) may still get it.
+        match CachePolicy.decide (request, Some response, now) with
+        | CacheUse.Hit _ -> (CachePolicy.directives request.Headers).MaxStale = Some None
+        | CacheUse.HitWhileRevalidating _ -> false
+        | _ -> true)
+
+[<Fact>]
+let ``Age 7200, 0 on a max-age=3600 response is not fresh; Age 7200 is stale and Age 60 fresh`` () =
+    let response age = stored (ok [| "Cache-Control", "max-age=3600"; "Date", CachePolicy.formatDate at; "Age", age |]) at
+    let isHit age = match CachePolicy.decide (get "/x" [||], Some(response age), at.AddSeconds 1.0) with CacheUse.Hit _ -> true | _ -> false
+    Assert.False(isHit "7200, 0")
+    Assert.False(isHit "0, 7200")
+    Assert.False(isHit "7200")
+    Assert.True(isHit "60")
+    Assert.True(isHit " 60 ")
+    Assert.Equal(TimeSpan.FromSeconds 2147483648.0, CachePolicy.currentAge (response "7200, 0", at))
+
+// ---- HTTP-dates (RFC 9110 §5.6.7) -------------------------------------------------------------------
+
+[<Property(MaxTest = 500)>]
+let ``an HTTP-date reads back in each of its three forms`` () =
+    forAll httpMoment (fun d -> httpDateForms d |> List.forall (fun text -> CachePolicy.parseDate (text, d) = Some d))
+
+[<Property(MaxTest = 1000)>]
+let ``an HTTP-date with a doubled space, a tab, other case, another zone, the wrong day name or trailing text does not parse`` () =
+    forAll spoiledHttpDate (fun (d, text) -> CachePolicy.parseDate (text, d) = None)
+
+[<Property(MaxTest = 500)>]
+let ``an Expires that is not an HTTP-date makes the response already expired`` () =
+    forAll spoiledHttpDate (fun (d, text) ->
+        let response = stored (ok [| "Date", CachePolicy.formatDate (d.AddDays -1.0); "Expires", text |]) (d.AddDays -1.0)
+        CachePolicy.freshnessLifetime response = TimeSpan.Zero)
+
+[<Fact>]
+let ``an Expires with doubled spaces is invalid, so the response is stale at once`` () =
+    let response expires = stored (ok [| "Date", "Tue, 01 Jul 2025 12:00:00 GMT"; "Expires", expires |]) at
+    Assert.Equal(TimeSpan.Zero, CachePolicy.freshnessLifetime (response "Tue, 01 Jul 2025  13:00:00 GMT"))
+    Assert.Equal(TimeSpan.Zero, CachePolicy.freshnessLifetime (response "Tue,  01 Jul 2025 13:00:00 GMT"))
+    Assert.Equal(TimeSpan.Zero, CachePolicy.freshnessLifetime (response "Tue Jul  1 13:00:00  2025"))
+    Assert.Equal(TimeSpan.FromHours 1.0, CachePolicy.freshnessLifetime (response "Tue, 01 Jul 2025 13:00:00 GMT"))
+    Assert.Equal(TimeSpan.FromHours 1.0, CachePolicy.freshnessLifetime (response "Tuesday, 01-Jul-25 13:00:00 GMT"))
+    Assert.Equal(TimeSpan.FromHours 1.0, CachePolicy.freshnessLifetime (response "Tue Jul  1 13:00:00 2025"))
+
+[<Fact>]
+let ``an rfc850 two-digit year is within 50 years after the message`` () =
+    let received = DateTimeOffset(2026, 12, 8, 0, 0, 0, TimeSpan.Zero)
+    Assert.Equal(Some(DateTimeOffset(2076, 11, 6, 8, 49, 37, TimeSpan.Zero)), CachePolicy.parseDate ("Friday, 06-Nov-76 08:49:37 GMT", received))
+    Assert.Equal(Some(DateTimeOffset(1977, 11, 6, 8, 49, 37, TimeSpan.Zero)), CachePolicy.parseDate ("Sunday, 06-Nov-77 08:49:37 GMT", received))
+
+// ---- delta-seconds beyond 2^31 (RFC 9111 §1.2.2) ----------------------------------------------------
+
+[<Property(MaxTest = 500)>]
+let ``max-age values above 2^31 behave as 2^31`` () =
+    let scenario =
+        gen {
+            let! huge = hugeDeltaSeconds
+            let! directive = Gen.elements [ "max-age"; "s-maxage" ]
+            let! elapsed = Gen.choose (0, Int32.MaxValue)
+            let! request = cacheRequest
+            return huge, directive, elapsed, { request with Headers = request.Headers |> Array.filter (fun (n, _) -> n <> "Authorization") }
+        }
+    forAll scenario (fun (huge, directive, elapsed, request) ->
+        let response value = ok [| "Cache-Control", $"public, {directive}={value}"; "Date", CachePolicy.formatDate at |]
+        let now = at.AddSeconds(float elapsed)
+        let capped, given = response "2147483648", response huge
+        CachePolicy.storability (request, given) = CachePolicy.storability (request, capped)
+        && CachePolicy.freshnessLifetime (stored given at) = TimeSpan.FromSeconds 2147483648.0
+        && CachePolicy.decide (request, Some(stored given at), now) = CachePolicy.decide (request, Some(stored capped at), now))
+
+[<Fact>]
+let ``a response with max-age=2147483648 or more is stored and served fresh`` () =
+    for value in [ "2147483648"; "4294967296"; "99999999999999999999" ] do
+        let response = ok [| "Cache-Control", $"max-age={value}"; "Date", CachePolicy.formatDate at |]
+        Assert.Equal(Storability.Store, CachePolicy.storability (get "/x" [||], response))
+        Assert.Equal(CacheUse.Hit(TimeSpan.FromDays 365.0, false), CachePolicy.decide (get "/x" [||], Some(stored response at), at.AddDays 365.0))
+    let minFresh = CachePolicy.directives [| "Cache-Control", "min-fresh=99999999999, max-stale=4294967296" |]
+    Assert.Equal(Some(TimeSpan.FromSeconds 2147483648.0), minFresh.MinFresh)
+    Assert.Equal(Some(Some(TimeSpan.FromSeconds 2147483648.0)), minFresh.MaxStale)
+
+[<Fact>]
+let ``Cache-Control arguments may be quoted, names are case-insensitive, and a member that is no directive is unreadable`` () =
+    let cc = CachePolicy.directives [| "Cache-Control", "Max-Age=\"60\", S-MAXAGE=5, No-Cache=\"Set-Cookie, X-A\", ext=\"a,b\"" |]
+    Assert.Equal((Some(TimeSpan.FromSeconds 60.0), Some(TimeSpan.FromSeconds 5.0), true, false), (cc.MaxAge, cc.SharedMaxAge, cc.NoCache, cc.Malformed))
+    for bad in [ "max-age=ten"; "max-age=-1"; "max-age="; "max age=5"; "max-age=1.5"; "public, s-maxage=\"x\""; "max-stale=x" ] do
+        Assert.True((CachePolicy.directives [| "Cache-Control", bad |]).Malformed, bad)
+    let ignored = CachePolicy.directives [| "Cache-Control", "max-age=5, stale-while-revalidate=soon, stale-if-error=-1" |]
+    Assert.Equal((false, None, None), (ignored.Malformed, ignored.StaleWhileRevalidate, ignored.StaleIfError))
+
+// ---- stale-while-revalidate and stale-if-error (RFC 5861) -------------------------------------------
+
+let private staleScenario =
+    gen {
+        let! maxAge = Gen.choose (0, 1000)
+        let! window = Gen.choose (0, 1000)
+        let! elapsed = Gen.choose (0, 3000)
+        let! strict = Gen.frequency [ 4, Gen.constant ""; 1, Gen.elements [ "must-revalidate"; "proxy-revalidate"; "s-maxage"; "no-cache" ] ]
+        let! etag = Gen.elements [ None; Some "\"e\"" ]
+        return maxAge, window, elapsed, strict, etag
+    }
+
+/// `strict` "s-maxage" stands for `s-maxage` equal to max-age: the same lifetime, but stale is forbidden.
+let private staleResponse maxAge (extension: string) strict etag =
+    let strict = if strict = "s-maxage" then $"s-maxage={maxAge}" else strict
+    let cc = String.Join(", ", [ $"max-age={maxAge}"; extension; strict ] |> List.filter ((<>) ""))
+    stored (ok [| "Cache-Control", cc; "Date", CachePolicy.formatDate at; yield! etag |> Option.map (fun e -> "ETag", e) |> Option.toArray |]) at
+
+[<Property(MaxTest = 1000)>]
+let ``a stale response is served while revalidating only within its stale-while-revalidate, and never when it forbids stale`` () =
+    forAll staleScenario (fun (maxAge, window, elapsed, strict, etag) ->
+        let response = staleResponse maxAge $"stale-while-revalidate={window}" strict etag
+        let fresh = elapsed < maxAge && strict <> "no-cache"
+        match CachePolicy.decide (get "/x" [||], Some response, at.AddSeconds(float elapsed)) with
+        | CacheUse.Hit(age, false) -> fresh && age = TimeSpan.FromSeconds(float elapsed)
+        | CacheUse.HitWhileRevalidating(age, false) ->
+            not fresh && strict = "" && elapsed - maxAge <= window && age = TimeSpan.FromSeconds(float elapsed)
+        | CacheUse.Validate _ -> not fresh && etag.IsSome && (strict <> "" || elapsed - maxAge > window)
+        | CacheUse.Miss _ -> not fresh && etag.IsNone && (strict <> "" || elapsed - maxAge > window)
+        | _ -> false)
+
+[<Fact>]
+let ``a request with no-cache, a max-age below the age or min-fresh is not answered stale while revalidating`` () =
+    let response = staleResponse 10 "stale-while-revalidate=100" "" (Some "\"e\"")
+    let decide headers = CachePolicy.decide (get "/x" headers, Some response, at.AddSeconds 20.0)
+    Assert.Equal(CacheUse.HitWhileRevalidating(TimeSpan.FromSeconds 20.0, false), decide [||])
+    Assert.Equal(CacheUse.HitWhileRevalidating(TimeSpan.FromSeconds 20.0, true), decide [| "If-None-Match", "\"e\"" |])
+    // The background revalidation's own request says max-age=0: it validates.
+    for headers in [ [| "Cache-Control", "max-age=0" |]; [| "Cache-Control", "no-cache" |]; [| "Pragma", "no-cache" |]; [| "Cache-Control", "max-age=15" |]; [| "Cache-Control", "min-fresh=1" |] ] do
+        Assert.Equal(CacheUse.Validate [| "If-None-Match", "\"e\"" |], decide headers)
+
+/// A response with stale-while-revalidate, asked for around the end of its lifetime and window.
+let private revalidationScenario =
+    gen {
+        let! maxAge, window, _, strict, etag = staleScenario
+        let! past = Gen.choose (-10, window + 10)
+        let! request = cacheRequest
+        let! conditional = Gen.elements [ [||]; [| "If-None-Match", "\"x\"" |]; [| "If-Modified-Since", CachePolicy.formatDate at |] ]
+        let! extra = Gen.frequency [ 3, Gen.constant [||]; 1, Gen.elements [ [| "Cache-Control", "max-stale" |]; [| "Pragma", "no-cache" |]; [| "Content-Length", "0" |] ] ]
+        let headers = Array.concat [ request.Headers; conditional; extra ]
+        return staleResponse maxAge $"stale-while-revalidate={window}" strict etag, { request with Headers = headers }, max 0 (maxAge + past)
+    }
+
+[<Fact>]
+let ``coverage guard: one in ten revalidation scenarios or more is answered stale while revalidating`` () =
+    let samples = Gen.sample 1000 revalidationScenario
+    let stale =
+        samples
+        |> Array.filter (fun (response, request, elapsed) ->
+            match CachePolicy.decide (request, Some response, at.AddSeconds(float elapsed)) with
+            | CacheUse.HitWhileRevalidating _ -> true
+            | _ -> false)
+    Assert.True(stale.Length * 10 >= samples.Length, $"{stale.Length} of {samples.Length}")
+
+[<Property(MaxTest = 1000)>]
+let ``the background revalidation of an entry answered stale validates or fetches it, and carries no client conditional or directive`` () =
+    forAll revalidationScenario (fun (response, request, elapsed) ->
+        let now = at.AddSeconds(float elapsed)
+        match CachePolicy.decide (request, Some response, now) with
+        | CacheUse.HitWhileRevalidating _ ->
+            let headers = CachePolicy.revalidationHeaders request.Headers
+            let names = headers |> Array.map (fun (n, _) -> n.ToLowerInvariant())
+            let background = { request with Headers = headers }
+            names |> Array.forall (fun n -> not (n.StartsWith "if-" || n = "pragma" || n = "content-length"))
+            && CachePolicy.values "Cache-Control" headers = [| "max-age=0" |]
+            && (match CachePolicy.decide (background, Some response, now) with
+                | CacheUse.Validate _ | CacheUse.Miss _ -> true
+                | _ -> false)
+        | _ -> true)
+
+[<Property(MaxTest = 1000)>]
+let ``a stale response answers a backend error only within stale-if-error, never for a status that is no error, never when it forbids stale`` () =
+    let scenario =
+        gen {
+            let! maxAge, window, elapsed, strict, etag = staleScenario
+            let! status = Gen.elements [ 0; 500; 502; 503; 504; 200; 404; 501; 505; 429; 304 ]
+            let! inRequest = Gen.elements [ None; Some 0; Some 500; Some 5000 ]
+            return maxAge, window, elapsed, strict, etag, status, inRequest
+        }
+    forAll scenario (fun (maxAge, window, elapsed, strict, etag, status, inRequest) ->
+        let response = staleResponse maxAge $"stale-if-error={window}" strict etag
+        let request = get "/x" (inRequest |> Option.map (fun s -> "Cache-Control", $"stale-if-error={s}") |> Option.toArray)
+        let limit = defaultArg inRequest window
+        CachePolicy.staleOnError (request, response, status, at.AddSeconds(float elapsed))
+            = (List.contains status [ 0; 500; 502; 503; 504 ] && strict = "" && elapsed - maxAge <= limit))
+
+[<Fact>]
+let ``without stale-if-error, or with a client no-cache, a backend error is passed on`` () =
+    let plain = staleResponse 10 "" "" (Some "\"e\"")
+    Assert.False(CachePolicy.staleOnError (get "/x" [||], plain, 503, at.AddSeconds 11.0))
+    Assert.True(CachePolicy.staleOnError (get "/x" [| "Cache-Control", "stale-if-error=60" |], plain, 503, at.AddSeconds 11.0))
+    let tolerant = staleResponse 10 "stale-if-error=60" "" None
+    Assert.True(CachePolicy.staleOnError (get "/x" [||], tolerant, 0, at.AddSeconds 69.0))
+    Assert.False(CachePolicy.staleOnError (get "/x" [||], tolerant, 0, at.AddSeconds 71.0))
+    Assert.False(CachePolicy.staleOnError (get "/x" [| "Cache-Control", "no-cache" |], tolerant, 503, at.AddSeconds 11.0))
 
 // ---- Using a stored response ------------------------------------------------------------------------
 

@@ -863,6 +863,50 @@ let cacheRequestOf (appName: string) : Gen<CacheRequest> =
 
 let cacheRequest: Gen<CacheRequest> = Gen.elements appNames |> Gen.bind cacheRequestOf
 
+/// Age field lines that are not one delta-seconds (RFC 9111 §5.1): lists (in one line or two), signs,
+/// fractions, quotes, words, empty.
+let invalidAge: Gen<string array> =
+    Gen.elements
+        [ [| "7200, 0" |]; [| "0, 7200" |]; [| "0,0" |]; [| "junk" |]; [| "-1" |]; [| "1.5" |]; [| "" |]; [| "0x10" |]
+          [| "+5" |]; [| "5 s" |]; [| "\"5\"" |]; [| "10"; "0" |]; [| "0"; "0" |] ]
+
+/// A moment in each form of RFC 9110 §5.6.7: IMF-fixdate, rfc850-date and asctime-date (one-digit days padded
+/// with a space).
+let httpDateForms (d: DateTimeOffset) : string list =
+    let inv = Globalization.CultureInfo.InvariantCulture
+    [ d.ToString("r", inv)
+      d.ToString("dddd, dd'-'MMM'-'yy HH':'mm':'ss 'GMT'", inv)
+      d.ToString("ddd MMM ", inv) + d.Day.ToString(inv).PadLeft 2 + d.ToString(" HH':'mm':'ss yyyy", inv) ]
+
+/// A valid HTTP-date (any form) spoiled in one way RFC 9110 §5.6.7 does not allow: a space doubled or made a
+/// tab, the names lower-cased, another zone, the wrong day name, or text after it.
+let spoiledHttpDate: Gen<DateTimeOffset * string> =
+    gen {
+        let! d = httpMoment
+        let! form = Gen.elements (httpDateForms d)
+        let spaces = form |> Seq.indexed |> Seq.filter (fun (_, c) -> c = ' ') |> Seq.map fst |> List.ofSeq
+        let! space = Gen.elements spaces
+        let otherDay = d.AddDays(float 1).ToString("ddd", Globalization.CultureInfo.InvariantCulture)
+        let! spoiled =
+            Gen.elements
+                [ form.Insert(space, " ")
+                  form.Remove(space, 1).Insert(space, "\t")
+                  form.ToLowerInvariant()
+                  form.ToUpperInvariant()
+                  (if form.EndsWith " GMT" then form.Replace(" GMT", " UTC") else form + " GMT")
+                  (if form.EndsWith " GMT" then form.Replace(" GMT", " +0000") else form + " +0000")
+                  otherDay + form.Substring(3)
+                  form + " x"
+                  (if form.Contains ',' then form.Replace(",", " ,") else form.Replace(" ", "")) ]
+        return d, spoiled
+    }
+
+/// delta-seconds of 2^31 and beyond (RFC 9111 §1.2.2), leading zeros and 30 digits included.
+let hugeDeltaSeconds: Gen<string> =
+    Gen.oneof
+        [ Gen.choose (0, Int32.MaxValue) |> Gen.map (fun n -> string (2147483648L + int64 n))
+          Gen.elements [ "2147483648"; "02147483648"; "9999999999"; "18446744073709551616"; String('9', 30) ] ]
+
 // ---- Hostile requests (issue 8) -------------------------------------------------------------------
 
 /// Header values a hostile client sends: CR/LF/NUL injection, Unicode, empty, and oversize (64 KiB, beyond any

@@ -19,6 +19,13 @@ public sealed class CacheExchange(CacheRequest request, CacheRequestKind kind)
     public string? ValidatingKey { get; set; }
     public Tuple<string, string>[] Conditionals { get; set; } = [];
 
+    /// <summary>The stored response found for the request, stale or validated: it may answer instead of a backend
+    /// error (<see cref="CachePolicy.StaleOnError"/>, RFC 5861 stale-if-error).</summary>
+    public CachedResponse? Stale { get; set; }
+
+    /// <summary>The backend failed and <see cref="Stale"/> answers: the client gets this, once the forward completes.</summary>
+    public CachedResponse? ServeStale { get; set; }
+
     /// <summary>When the (last) attempt went to the backend: RFC 9111 §4.2.3 request_time.</summary>
     public DateTimeOffset SentAt { get; set; }
 

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Lb.Host.Forwarding;
 using Lb.Rules;
 using Microsoft.AspNetCore.Http.Features;
@@ -10,13 +11,16 @@ namespace Lb.Host.Caching;
 /// The shared HTTP cache (RFC 9111) of the apps with <c>cache = true</c>. It sits after routing and before
 /// persistence and balancing; every decision is <see cref="CachePolicy"/>'s, this class only moves bytes:
 ///   1. <see cref="LookupAsync"/>, before forwarding: classify the request; look its key up (memory, then disk);
-///      answer a hit (X-Cache: HIT, Age) without touching a backend, or a 504 for only-if-cached; or mark the
-///      stored response for validation;
+///      answer a hit (X-Cache: HIT, Age) without touching a backend, or a 504 for only-if-cached; answer a stale
+///      entry within its stale-while-revalidate (X-Cache: STALE) and start one background revalidation of it;
+///      or mark the stored response for validation;
 ///   2. <see cref="OnRequest"/>, per attempt: send the cache's validators instead of the client's;
 ///   3. <see cref="OnResponse"/>, when headers arrive (after the prefix rewrites): a 304 to a validation
-///      refreshes the entry; a storable response gets its body copied on its way to the client (X-Cache: MISS);
+///      refreshes the entry; a 500/502/503/504 within the stored response's stale-if-error keeps the backend's
+///      body from the client; a storable response gets its body copied on its way to the client (X-Cache: MISS);
 ///   4. <see cref="CompleteAsync"/>, after forwarding: store the copy if the body arrived whole, answer a
-///      refreshed entry (X-Cache: REVALIDATED), or invalidate the target after an unsafe request.
+///      refreshed entry (X-Cache: REVALIDATED) or the stale one instead of the error (X-Cache: STALE), or
+///      invalidate the target after an unsafe request.
 /// </summary>
 public sealed class HttpCache : IAsyncDisposable
 {
@@ -28,9 +32,16 @@ public sealed class HttpCache : IAsyncDisposable
     private readonly ErrorPages _errorPages;
     private readonly MemoryStore _memory;
     private readonly DiskStore? _disk;
+    private readonly IServiceProvider _services;
+    private readonly ILogger<HttpCache> _log;
 
-    public HttpCache(LbConfig config, TimeProvider time, ErrorPages errorPages, ILogger<HttpCache> log)
+    /// <summary>The keys with a background revalidation under way: one at a time per entry (RFC 5861 §3).</summary>
+    private readonly ConcurrentDictionary<string, byte> _revalidating = new();
+
+    public HttpCache(LbConfig config, TimeProvider time, ErrorPages errorPages, IServiceProvider services, ILogger<HttpCache> log)
     {
+        _services = services;
+        _log = log;
         _config = config.Cache;
         _anyApp = config.Apps.Any(a => a.Cache);
         _time = time;
@@ -45,6 +56,16 @@ public sealed class HttpCache : IAsyncDisposable
 
     /// <summary>The disk store, when <c>[cache] dir</c> is set and an app is cached.</summary>
     public DiskStore? Disk => _disk;
+
+    /// <summary>
+    /// Handles a request the cache makes itself (a background revalidation) as if a client had sent it: routing,
+    /// balancing, forwarding, this cache. Set once by the composition root (lb's endpoint); without it no
+    /// background revalidation runs, and a stale entry is validated when its stale-while-revalidate is over.
+    /// </summary>
+    public Func<HttpContext, Task>? Send { get; set; }
+
+    /// <summary>Background revalidations under way (for tests).</summary>
+    public int Revalidating => _revalidating.Count;
 
     public static CacheExchange? ExchangeOf(HttpContext context) =>
         context.Items.TryGetValue(ContextKey, out var value) ? value as CacheExchange : null;
@@ -70,10 +91,16 @@ public sealed class HttpCache : IAsyncDisposable
 
         var (key, found) = await FindAsync(request, context.RequestAborted);
         var stored = found is null ? FSharpOption<StoredResponse>.None : FSharpOption<StoredResponse>.Some(found.Stored);
+        exchange.Stale = found;
         switch (CachePolicy.Decide(request, stored, _time.GetUtcNow()))
         {
             case CacheUse.Hit hit:
                 await WriteAsync(context, found!, hit.age, hit.notModified, "HIT");
+                exchange.Answered = true;
+                break;
+            case CacheUse.HitWhileRevalidating stale:
+                RevalidateInBackground(context, request, key);
+                await WriteAsync(context, found!, stale.age, stale.notModified, "STALE");
                 exchange.Answered = true;
                 break;
             case CacheUse.Validate validate:
@@ -161,6 +188,13 @@ public sealed class HttpCache : IAsyncDisposable
             return false;
         }
         exchange.Validating = null;
+        if (proceed && exchange.Stale is { } stale && CachePolicy.StaleOnError(exchange.Request, stale.Stored, status, now))
+        {
+            exchange.ServeStale = stale;
+            exchange.InsertedCookie = insertedCookie;
+            context.Response.Headers.Clear();
+            return false;
+        }
         var response = new CacheResponse(status, CachePolicy.StoredHeaders(headers));
         var fits = context.Response.ContentLength is not { } length || length <= _config.MaxEntryBytes;
         if (proceed && fits && CachePolicy.Storability(exchange.Request, response).IsStore)
@@ -221,6 +255,12 @@ public sealed class HttpCache : IAsyncDisposable
                 await WriteRevalidatedAsync(context, exchange, refreshed);
                 return;
             }
+            if (exchange.ServeStale is { } stale)
+            {
+                var age = CachePolicy.CurrentAge(stale.Stored, _time.GetUtcNow());
+                await WriteAsync(context, stale, age, CachePolicy.NotModified(exchange.Request, stale.Stored), "STALE", exchange.InsertedCookie);
+                return;
+            }
             if (exchange is { Candidate: { } candidate, Capture: { Overflowed: false } capture }
                 && CachePolicy.IsComplete(exchange.Request.Method, candidate.Response, capture.Captured))
                 Put(exchange.Request, new CachedResponse(candidate, capture.ToArray()));
@@ -268,6 +308,63 @@ public sealed class HttpCache : IAsyncDisposable
             return;
         response.ContentLength = entry.Body.Length;
         await response.Body.WriteAsync(entry.Body, context.RequestAborted);
+    }
+
+    // ---- Background revalidation (RFC 5861 §3) -------------------------------------------------------
+
+    /// <summary>
+    /// Starts one request for the stale entry under <paramref name="key"/>, unless one is under way: a copy of the
+    /// client's (method, target, client address) with <see cref="CachePolicy.RevalidationHeaders"/>, so its own
+    /// <see cref="CachePolicy.Decide"/> validates (or fetches) and its answer refreshes or replaces the entry as a
+    /// foreground validation's would. It goes through routing and balancing like any request (and is
+    /// counted and logged as one); its response goes nowhere.
+    /// </summary>
+    private void RevalidateInBackground(HttpContext context, CacheRequest request, string key)
+    {
+        if (Send is not { } send || !_revalidating.TryAdd(key, 0))
+            return;
+        var copy = BackgroundCopy(context, request);
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                await send(copy);
+            }
+            catch (Exception e)
+            {
+                _log.LogWarning(e, "background revalidation of {Target} failed", copy.Request.Path + copy.Request.QueryString);
+            }
+            finally
+            {
+                _revalidating.TryRemove(key, out _);
+            }
+        });
+    }
+
+    private HttpContext BackgroundCopy(HttpContext context, CacheRequest cacheRequest)
+    {
+        var source = context.Request;
+        var copy = new DefaultHttpContext { RequestServices = _services };
+        var request = copy.Request;
+        foreach (var (name, value) in CachePolicy.RevalidationHeaders(cacheRequest.Headers))
+            request.Headers.Append(name, value);
+        request.Method = source.Method;
+        request.Scheme = source.Scheme;
+        // After the headers: the setter replaces the Host line the loop copied, rather than adding a second.
+        request.Host = source.Host;
+        request.PathBase = source.PathBase;
+        request.Path = source.Path;
+        request.QueryString = source.QueryString;
+        // lb's own request, not the client's stream: HTTP/1.1 whatever the client spoke (the backend protocol is
+        // the app's, set by forwarding).
+        request.Protocol = HttpProtocol.Http11;
+        if (context.Features.Get<IHttpRequestFeature>()?.RawTarget is { } rawTarget)
+            copy.Features.Get<IHttpRequestFeature>()!.RawTarget = rawTarget;
+        copy.Connection.RemoteIpAddress = context.Connection.RemoteIpAddress;
+        copy.Connection.RemotePort = context.Connection.RemotePort;
+        copy.Connection.LocalIpAddress = context.Connection.LocalIpAddress;
+        copy.Connection.LocalPort = context.Connection.LocalPort;
+        return copy;
     }
 
     // ---- The stores -----------------------------------------------------------------------------------

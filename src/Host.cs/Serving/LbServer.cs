@@ -63,6 +63,8 @@ public sealed class LbServer : IAsyncDisposable
 
         var app = builder.Build();
         var endpoint = app.Services.GetRequiredService<ProxyEndpoint>();
+        // The cache's background revalidations (stale-while-revalidate) are requests to this same endpoint.
+        app.Services.GetRequiredService<HttpCache>().Send = endpoint.HandleAsync;
         app.Map("/{**catch-all}", endpoint.HandleAsync);
         await app.StartAsync();
         var server = new LbServer(app);
