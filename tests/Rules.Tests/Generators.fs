@@ -1014,3 +1014,13 @@ let selectionWith (app: AppConfig) (up: bool array) : SelectionInput =
 /// The first choice for these Cookie headers with the servers `up` (as `selectionWith`).
 let firstChoice (app: AppConfig) (headers: string array) (up: bool array) : Selection =
     (Selection.first (selectionWith app up, headers)).Selection
+
+/// Runs a law over `cases` generated values and counts how often `interesting` held, so a law cannot pass
+/// only on cases that never reach its point (a coverage guard).
+let checkWithCoverage (cases: int) (g: Gen<'T>) (law: 'T -> bool) (interesting: 'T -> bool) : int64 =
+    let hits = ref 0L
+    let counted value =
+        if interesting value then System.Threading.Interlocked.Increment &hits.contents |> ignore
+        law value
+    Check.One(Config.QuickThrowOnFailure.WithMaxTest cases, Prop.forAll (Arb.fromGen g) counted)
+    hits.Value

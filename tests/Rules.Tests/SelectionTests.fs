@@ -11,16 +11,6 @@ open Lb.Rules.Tests.Generators
 
 let private now = DateTimeOffset(2026, 12, 8, 12, 0, 0, TimeSpan.Zero)
 
-/// Runs a law over `cases` generated values and counts how often `interesting` held, so a law cannot pass
-/// only on cases that never reach its point (a coverage guard).
-let private checkWithCoverage (cases: int) (g: Gen<'T>) (law: 'T -> bool) (interesting: 'T -> bool) : int64 =
-    let hits = ref 0L
-    let counted value =
-        if interesting value then Interlocked.Increment &hits.contents |> ignore
-        law value
-    Check.One(Config.QuickThrowOnFailure.WithMaxTest cases, Prop.forAll (Arb.fromGen g) counted)
-    hits.Value
-
 let private adminState: Gen<AdminState> =
     Gen.frequency
         [ 6, Gen.constant AdminState.Ready
