@@ -17,6 +17,8 @@ namespace Lb.Vrrp.Tests;
 public sealed class PrivilegeFailoverTests(ITestOutputHelper output)
 {
     const int Port = 80;
+    /// <summary>How long the client waits for one answer before it counts a failure.</summary>
+    const int ProbeTimeoutMs = 250;
     static readonly IPEndPoint Vip = new(IPAddress.Parse(Lab.Vip), Port);
 
     static string RepositoryRoot()
@@ -74,7 +76,7 @@ public sealed class PrivilegeFailoverTests(ITestOutputHelper output)
         // Failing over: SIGKILL lb1 (by PID) while the client loops on the VIP; lb2 adds the VIP and announces it by
         // gratuitous ARP (without it the client would keep lb1's MAC, where nothing listens any more).
         var client = lab.Client;
-        var loop = client.Loop(Vip, "/app1/", TimeSpan.FromSeconds(8), TimeSpan.FromMilliseconds(10), TimeSpan.FromMilliseconds(250));
+        var loop = client.Loop(Vip, "/app1/", TimeSpan.FromSeconds(8), TimeSpan.FromMilliseconds(10), TimeSpan.FromMilliseconds(ProbeTimeoutMs));
         Assert.True(Lab.WaitFor(() => client.Probes.Any(p => p.Node == "lb1"), TimeSpan.FromSeconds(8)), "the VIP is not answered via lb1");
         Thread.Sleep(300);
         long killedAt = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
@@ -96,8 +98,13 @@ public sealed class PrivilegeFailoverTests(ITestOutputHelper output)
         // Once lb2 answers, nothing reaches lb1 again. One connection attempt may still go unanswered: in one CI run
         // 1 of 273 did (a lost SYN, which a real client retransmits after 1 s, while this client gives up at 250 ms).
         Assert.All(afterTakeover.Where(p => p.Node is not null), p => Assert.Equal("lb2", p.Node));
-        Assert.True(afterTakeover.Count(p => p.Node is null) <= 1,
-            $"{afterTakeover.Count(p => p.Node is null)} of {afterTakeover.Count} requests failed after lb2 took over");
+        // A probe that failed while this machine stood still (MachineStalls, around its 250 ms timeout) measured the
+        // machine, not lb: on a busy CI machine 2 of 353 did. Those are printed and not held against lb.
+        bool FrozenAround(Probe p) => MachineStalls.FrozenBetween(p.Ms - ProbeTimeoutMs, p.Ms + ProbeTimeoutMs) > TimeSpan.Zero;
+        foreach (var p in afterTakeover.Where(p => p.Node is null && FrozenAround(p)))
+            output.WriteLine($"  failed at +{p.Ms - killedAt} ms while the machine stood still: not counted ({p.Why})");
+        var failedByLb = afterTakeover.Count(p => p.Node is null && !FrozenAround(p));
+        Assert.True(failedByLb <= 1, $"{failedByLb} of {afterTakeover.Count} requests failed after lb2 took over, with the machine running");
 
         // What it wrote, it wrote as the user: lb1's access log has the requests it served, its cache folder exists.
         var log = File.ReadAllLines(Path.Combine(user.Home, "lb1-access.log"));
