@@ -235,6 +235,22 @@ public sealed class HttpCache : IAsyncDisposable
         return (headers.ToArray(), inserted);
     }
 
+    /// <summary>
+    /// When no response came at all (no server, every attempt failed, a queue timed out), the stale entry found
+    /// for the request answers instead of lb's error page if its stale-if-error allows it (RFC 5861 §4, status 0
+    /// in <see cref="CachePolicy.StaleOnError"/>). False when it does not, or the response has started.
+    /// </summary>
+    public async Task<bool> AnswerInsteadOfErrorAsync(HttpContext context, CacheExchange? exchange)
+    {
+        if (exchange?.Stale is not { } stale || context.Response.HasStarted)
+            return false;
+        var now = _time.GetUtcNow();
+        if (!CachePolicy.StaleOnError(exchange.Request, stale.Stored, 0, now))
+            return false;
+        await WriteAsync(context, stale, CachePolicy.CurrentAge(stale.Stored, now), CachePolicy.NotModified(exchange.Request, stale.Stored), "STALE");
+        return true;
+    }
+
     // ---- 4. After forwarding --------------------------------------------------------------------------
 
     public async Task CompleteAsync(HttpContext context, CacheExchange exchange)

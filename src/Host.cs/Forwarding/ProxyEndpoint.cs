@@ -143,7 +143,7 @@ public sealed class ProxyEndpoint(ForwardingState forwarding, IHttpForwarder for
         if (!ChooseFirstServer(state, app, forward, cookies))
         {
             app.Counters.NoServerAvailable();
-            await errorPages.WriteAsync(context, 503, SelectionModule.RefusalText(plan.App, forward.Selection));
+            await FailAsync(context, cached, 503, SelectionModule.RefusalText(plan.App, forward.Selection));
             app.Counters.Response(503);
             return;
         }
@@ -154,7 +154,7 @@ public sealed class ProxyEndpoint(ForwardingState forwarding, IHttpForwarder for
         trace?.AddQueue(queued);
         if (!slot)
         {
-            await errorPages.WriteAsync(context, 503, "lb is at its connection limit (maxconn)");
+            await FailAsync(context, cached, 503, "lb is at its connection limit (maxconn)");
             app.Counters.Response(503);
             return;
         }
@@ -163,7 +163,7 @@ public sealed class ProxyEndpoint(ForwardingState forwarding, IHttpForwarder for
             context.Request.Body = requestBody;
         try
         {
-            await ForwardWithRetriesAsync(state, context, app, forward);
+            await ForwardWithRetriesAsync(state, context, app, forward, cached);
             if (cached is not null)
                 await cache.CompleteAsync(context, cached);
         }
@@ -213,7 +213,14 @@ public sealed class ProxyEndpoint(ForwardingState forwarding, IHttpForwarder for
         return true;
     }
 
-    private async Task ForwardWithRetriesAsync(ForwardingGeneration state, HttpContext context, AppRuntime app, ForwardContext forward)
+    /// <summary>lb's error page, or the stale cached response when its stale-if-error covers a missing response.</summary>
+    private async Task FailAsync(HttpContext context, CacheExchange? cached, int status, string reason)
+    {
+        if (!await cache.AnswerInsteadOfErrorAsync(context, cached))
+            await errorPages.WriteAsync(context, status, reason);
+    }
+
+    private async Task ForwardWithRetriesAsync(ForwardingGeneration state, HttpContext context, AppRuntime app, ForwardContext forward, CacheExchange? cached)
     {
         var defaults = state.Config.Defaults;
         var hasBody = HasBody(context);
@@ -226,7 +233,7 @@ public sealed class ProxyEndpoint(ForwardingState forwarding, IHttpForwarder for
             // The server's `maxconn` queue timed out: 503 at once (HAProxy `timeout queue`), not a failure to retry.
             if (queueTimedOut)
             {
-                await errorPages.WriteAsync(context, 503, $"{app.Config.Name}/{server.Name} stayed full for timeout_queue");
+                await FailAsync(context, cached, 503, $"{app.Config.Name}/{server.Name} stayed full for timeout_queue");
                 return;
             }
             if (error is null || context.Response.HasStarted || context.RequestAborted.IsCancellationRequested)
@@ -243,7 +250,7 @@ public sealed class ProxyEndpoint(ForwardingState forwarding, IHttpForwarder for
             switch (retry)
             {
                 case RetryDecision.GiveUp giveUp:
-                    await errorPages.WriteAsync(context, giveUp.status, $"{app.Config.Name}/{server.Name}: {Describe(context)}");
+                    await FailAsync(context, cached, giveUp.status, $"{app.Config.Name}/{server.Name}: {Describe(context)}");
                     return;
                 case var other when other.IsRetryOtherServer:
                     Apply(app, forward, app.SelectRetry(forward.Plan.Pin, tried, forward.ServerIndex, forward.InsertCookie, defaults.Redispatch));

@@ -563,6 +563,27 @@ public sealed class CacheTests(ITestOutputHelper output) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Within_stale_if_error_a_server_that_is_gone_is_answered_with_the_stored_response()
+    {
+        var backend = await BackendAsync();
+        var lb = await StartLbAsync(backend);
+        var covered = $"/web/gone?cc={Q("max-age=0, stale-if-error=600")}&etag={Q("\"g1\"")}";
+        var uncovered = $"/web/gone2?cc={Q("max-age=0")}&etag={Q("\"g2\"")}";
+
+        var first = await GetAsync(lb, covered);
+        await GetAsync(lb, uncovered);
+        // No response at all: the server's port is closed, every attempt fails to connect (retries, then 502).
+        await backend.DisposeAsync();
+        var gone = await GetAsync(lb, covered);
+        var notCovered = await GetAsync(lb, uncovered);
+
+        Assert.Equal((200, "STALE"), (gone.Status, gone.XCache));
+        Assert.Equal(first.Body, gone.Body);
+        Assert.Equal(502, notCovered.Status);
+        Reliability.Record("cache", "stale-if-error: no server answering, the stored response answered", 1, 1, 2, 0);
+    }
+
+    [Fact]
     public async Task Without_stale_if_error_or_past_it_the_backend_error_reaches_the_client()
     {
         var backend = await BackendAsync();
