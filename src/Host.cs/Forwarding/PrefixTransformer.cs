@@ -28,8 +28,9 @@ public sealed class PrefixTransformer : HttpTransformer
         proxyRequest.RequestUri = new Uri(BackendUri(destinationPrefix, forward.Plan), VerbatimUri);
         // RFC 9110 §7.6.1: the fields the client named in Connection were for lb alone. Removed before lb adds its
         // own (X-Forwarded-*, Cookie), so a client cannot name those away.
-        if (httpContext.Request.Headers.Connection is { Count: > 0 } connection)
-            RemoveListed(proxyRequest, NonNull(connection));
+        // As received: Kestrel keeps only `close` of `Connection: close, X-Hop` (Serving/RequestHeadScanner).
+        if (Lb.Host.Serving.ReceivedConnection.Of(httpContext) is { Length: > 0 } connection)
+            RemoveListed(proxyRequest, connection);
         // Expect: 100-continue is lb's to answer, as HAProxy does (http_handle_expect_hdr sends 100 and removes the
         // header): Kestrel sends the client its 100 Continue when the body is first read, which the forwarder does
         // at once. Forwarded, it made HttpClient wait Expect100ContinueTimeout (1 s) for a 100 from the backend.
