@@ -21,8 +21,9 @@ public sealed class RequestHeads
 
     internal void Add(string[] connectionValues) => _connection.Enqueue(connectionValues);
 
-    /// <summary>The next request's raw Connection values (empty when it had none).</summary>
-    public string[] Take() => _connection.TryDequeue(out var values) ? values : [];
+    /// <summary>The next request's raw Connection values (empty when it had none), or null when the scanner stopped
+    /// reading the connection (after an Upgrade head).</summary>
+    public string[]? Take() => _connection.TryDequeue(out var values) ? values : null;
 
     /// <summary>
     /// Middleware, first in the pipeline: takes this request's entry (every request the app sees takes exactly one,
@@ -31,8 +32,8 @@ public sealed class RequestHeads
     public static Task Attach(HttpContext context, RequestDelegate next)
     {
         if (context.Features.Get<IConnectionItemsFeature>()?.Items.TryGetValue(typeof(RequestHeads), out var found) == true
-            && found is RequestHeads heads)
-            context.Features.Set(new ReceivedConnection(heads.Take()));
+            && found is RequestHeads heads && heads.Take() is { } values)
+            context.Features.Set(values.Length == 0 ? ReceivedConnection.None : new ReceivedConnection(values));
         return next(context);
     }
 }
@@ -40,6 +41,9 @@ public sealed class RequestHeads
 /// <summary>A request's Connection field values as they came off the wire (HTTP/1.1 only; absent on HTTP/2).</summary>
 public sealed record ReceivedConnection(string[] Values)
 {
+    /// <summary>A request without a Connection field.</summary>
+    public static readonly ReceivedConnection None = new([]);
+
     /// <summary>The values as received, or Kestrel's (HTTP/2, where RFC 9113 §8.2.2 forbids the field anyway).</summary>
     public static string[] Of(HttpContext context) =>
         context.Features.Get<ReceivedConnection>()?.Values ?? Lb.Host.Forwarding.PrefixTransformer.NonNull(context.Request.Headers.Connection);
@@ -135,9 +139,9 @@ public static class RequestHeadScanner
 /// RFC 9112's message framing for requests, one byte at a time: request line, field lines, then the body by
 /// Transfer-Encoding (chunked, §7.1) or Content-Length (§6.3), then the next request. It only has to agree with
 /// Kestrel on well-formed messages: a malformed one makes Kestrel answer 400 and close, so what is read after it
-/// never matters.
+/// never matters. Public for its tests (Host.Tests Serving/RequestHeadScannerTests).
 /// </summary>
-internal sealed class Http1Framing(RequestHeads heads)
+public sealed class Http1Framing(RequestHeads heads)
 {
     private enum State { MessageStart, RequestLine, LineStart, Name, Value, SkipLine, Body, ChunkSize, ChunkExtension, ChunkData, ChunkDataEnd, TrailerStart, TrailerLine, Opaque }
 
