@@ -28,7 +28,8 @@ public sealed class PrefixTransformer : HttpTransformer
         proxyRequest.RequestUri = new Uri(BackendUri(destinationPrefix, forward.Plan), VerbatimUri);
         // RFC 9110 §7.6.1: the fields the client named in Connection were for lb alone. Removed before lb adds its
         // own (X-Forwarded-*, Cookie), so a client cannot name those away.
-        // As received: Kestrel keeps only `close` of `Connection: close, X-Hop` (Serving/RequestHeadScanner).
+        // As received (Serving/RequestHeadScanner): Kestrel hands the app `close` alone for `Connection: close, X-Hop`
+        // and for `X-Hop` + `close` on two lines (seen on .NET 10 when `keep-alive` is not among the options).
         if (Lb.Host.Serving.ReceivedConnection.Of(httpContext) is { Length: > 0 } connection)
             RemoveListed(proxyRequest, connection);
         // Expect: 100-continue is lb's to answer, as HAProxy does (http_handle_expect_hdr sends 100 and removes the

@@ -12,8 +12,9 @@ namespace Lb.Host.Serving;
 
 /// <summary>
 /// What an HTTP/1.1 request head said that Kestrel does not keep: the Connection field values as received (Kestrel
-/// hands the app `close` alone for `Connection: close, X-Hop`, so the X-Hop option would be lost). One entry per
-/// request head, in the order the connection carried them; the app takes one per request with <see cref="Take"/>.
+/// hands the app `close` alone for `Connection: close, X-Hop` and for `X-Hop` + `close` on two lines, so the X-Hop
+/// option would be lost). One entry per request head, in the order the connection carried them; the app takes one
+/// per request with <see cref="Take"/>.
 /// </summary>
 public sealed class RequestHeads
 {
