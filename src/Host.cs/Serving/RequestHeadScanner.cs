@@ -20,6 +20,9 @@ public sealed class RequestHeads
 {
     private readonly ConcurrentQueue<string[]> _connection = new();
 
+    /// <summary>`Connection: keep-alive` alone, shared by every request that says only that.</summary>
+    internal static readonly string[] KeepAlive = ["keep-alive"];
+
     internal void Add(string[] connectionValues) => _connection.Enqueue(connectionValues);
 
     /// <summary>The next request's raw Connection values (empty when it had none), or null when the scanner stopped
@@ -34,7 +37,9 @@ public sealed class RequestHeads
     {
         if (context.Features.Get<IConnectionItemsFeature>()?.Items.TryGetValue(typeof(RequestHeads), out var found) == true
             && found is RequestHeads heads && heads.Take() is { } values)
-            context.Features.Set(values.Length == 0 ? ReceivedConnection.None : new ReceivedConnection(values));
+            context.Features.Set(values.Length == 0 ? ReceivedConnection.None
+                : ReferenceEquals(values, KeepAlive) ? ReceivedConnection.KeepAliveOnly
+                : new ReceivedConnection(values));
         return next(context);
     }
 }
@@ -44,6 +49,9 @@ public sealed record ReceivedConnection(string[] Values)
 {
     /// <summary>A request without a Connection field.</summary>
     public static readonly ReceivedConnection None = new([]);
+
+    /// <summary>A request whose Connection field says `keep-alive` alone.</summary>
+    public static readonly ReceivedConnection KeepAliveOnly = new(RequestHeads.KeepAlive);
 
     /// <summary>The values as received, or Kestrel's (HTTP/2, where RFC 9113 §8.2.2 forbids the field anyway).</summary>
     public static string[] Of(HttpContext context) =>
@@ -148,7 +156,10 @@ public sealed class Http1Framing(RequestHeads heads)
 
     private const int LongestValue = 8 * 1024;
     private State _state = State.MessageStart;
-    private readonly StringBuilder _name = new(32);
+    // The field name so far, when it crosses reads; only names as long as the longest one of interest are kept.
+    private readonly byte[] _name = new byte[LongestName];
+    private int _nameLength;
+    private const int LongestName = 17; // transfer-encoding
     private readonly List<byte> _value = new(64);
     private bool _valueStarted;
     // Where the current Content-Length value's first byte is, until its line ends.
@@ -180,6 +191,33 @@ public sealed class Http1Framing(RequestHeads heads)
                         i += take - 1;
                         if (_remaining == 0)
                             _state = _state == State.Body ? State.MessageStart : State.ChunkDataEnd;
+                        break;
+                    // Lines whose bytes matter only for their end: jump to the LF (vectorised), then step on it.
+                    case State.SkipLine:
+                    case State.TrailerLine:
+                    case State.ChunkExtension:
+                    case State.ChunkDataEnd:
+                    case State.RequestLine when _requestLineAt >= 8:
+                        var lf = span[i..].IndexOf((byte)'\n');
+                        if (lf < 0)
+                        {
+                            i = span.Length;
+                            break;
+                        }
+                        i += lf;
+                        Step(span[i], segment, i);
+                        break;
+                    // A field line whose name is all in this read: find the colon instead of reading the name.
+                    case State.LineStart when span.Length - i > LongestName && span[i] is not ((byte)'\r' or (byte)'\n'):
+                        var colon = span.Slice(i, LongestName + 1).IndexOf((byte)':');
+                        if (colon < 0)
+                        {
+                            _state = State.SkipLine; // longer than any field of interest
+                            i--;
+                            break;
+                        }
+                        StartValue(Classify(span.Slice(i, colon)));
+                        i += colon;
                         break;
                     default:
                         Step(span[i], segment, i);
@@ -219,22 +257,18 @@ public sealed class Http1Framing(RequestHeads heads)
                     EndOfHead();
                     return;
                 }
-                _name.Clear();
+                _nameLength = 0;
                 _state = State.Name;
                 goto case State.Name;
             case State.Name:
                 if (b == ':')
-                {
-                    _field = Classify(_name);
-                    _value.Clear();
-                    _valueStarted = false;
-                    _valueIndex = -1;
-                    _state = _field == Field.Other ? State.SkipLine : State.Value;
-                }
+                    StartValue(Classify(_name.AsSpan(0, _nameLength)));
                 else if (b == '\n')
                     _state = State.LineStart; // no colon: Kestrel refuses the request
-                else if (_name.Length < 32)
-                    _name.Append((char)b);
+                else if (_nameLength < LongestName)
+                    _name[_nameLength++] = b;
+                else
+                    _state = State.SkipLine; // longer than any field of interest (a colon-less line: Kestrel refuses it)
                 return;
             case State.Value:
                 if (b == '\n')
@@ -310,30 +344,31 @@ public sealed class Http1Framing(RequestHeads heads)
         _ => -1,
     };
 
-    private static Field Classify(StringBuilder name)
+    private void StartValue(Field field)
     {
-        static bool Is(StringBuilder name, string field)
-        {
-            if (name.Length != field.Length)
-                return false;
-            for (var i = 0; i < field.Length; i++)
-                if (char.ToLowerInvariant(name[i]) != field[i])
-                    return false;
-            return true;
-        }
-        return Is(name, "content-length") ? Field.ContentLength
-            : Is(name, "transfer-encoding") ? Field.TransferEncoding
-            : Is(name, "connection") ? Field.Connection
-            : Is(name, "upgrade") ? Field.Upgrade
-            : Field.Other;
+        _field = field;
+        _value.Clear();
+        _valueStarted = false;
+        _valueIndex = -1;
+        _state = field == Field.Other ? State.SkipLine : State.Value;
     }
+
+    /// <summary>Field names are case-insensitive (RFC 9110 §5.1).</summary>
+    private static Field Classify(ReadOnlySpan<byte> name) =>
+        Ascii.EqualsIgnoreCase(name, "content-length"u8) ? Field.ContentLength
+        : Ascii.EqualsIgnoreCase(name, "transfer-encoding"u8) ? Field.TransferEncoding
+        : Ascii.EqualsIgnoreCase(name, "connection"u8) ? Field.Connection
+        : Ascii.EqualsIgnoreCase(name, "upgrade"u8) ? Field.Upgrade
+        : Field.Other;
 
     private void EndOfField()
     {
         var count = _value.Count;
         if (count > 0 && _value[count - 1] == '\r')
             count--;
-        var value = Encoding.Latin1.GetString(CollectionsMarshal.AsSpan(_value)[..count]);
+        var bytes = CollectionsMarshal.AsSpan(_value)[..count];
+        // What nearly every HTTP/1.1 request says: no string allocated for it.
+        var value = bytes.SequenceEqual("keep-alive"u8) ? RequestHeads.KeepAlive[0] : Encoding.Latin1.GetString(bytes);
         switch (_field)
         {
             case Field.ContentLength:
@@ -365,7 +400,12 @@ public sealed class Http1Framing(RequestHeads heads)
 
     private void EndOfHead()
     {
-        heads.Add(_connection.Count == 0 ? [] : _connection.ToArray());
+        heads.Add(_connection.Count switch
+        {
+            0 => [],
+            1 when ReferenceEquals(_connection[0], RequestHeads.KeepAlive[0]) => RequestHeads.KeepAlive,
+            _ => _connection.ToArray(),
+        });
         if (_upgrade || _connect)
             _state = State.Opaque;
         else if (_chunked)
