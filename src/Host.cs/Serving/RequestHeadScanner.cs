@@ -209,15 +209,19 @@ public sealed class Http1Framing(RequestHeads heads)
                         break;
                     // A field line whose name is all in this read: find the colon instead of reading the name.
                     case State.LineStart when span.Length - i > LongestName && span[i] is not ((byte)'\r' or (byte)'\n'):
-                        var colon = span.Slice(i, LongestName + 1).IndexOf((byte)':');
-                        if (colon < 0)
+                        var end = span.Slice(i, LongestName + 1).IndexOfAny((byte)':', (byte)'\n');
+                        if (end < 0)
                         {
                             _state = State.SkipLine; // longer than any field of interest
                             i--;
-                            break;
                         }
-                        StartValue(Classify(span.Slice(i, colon)));
-                        i += colon;
+                        else if (span[i + end] == '\n')
+                            i += end; // a line without a colon (Kestrel refuses it); the next one starts after it
+                        else
+                        {
+                            StartValue(Classify(span.Slice(i, end)));
+                            i += end;
+                        }
                         break;
                     default:
                         Step(span[i], segment, i);
