@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # Runs the whole test suite and prints one closing line: "tests: P passed, F failed[, S skipped]".
-# Skipped tests are allowed only when not running as root (VRRP/failover tests need root).
+# As root it first installs the Debian packages the tests need (tests/install-deps.sh, the one list); skipped
+# tests are allowed only when not running as root (VRRP/failover tests need root; a test whose package is
+# missing skips and names it).
 set -uo pipefail
 cd "$(dirname "$0")"
+if [ "$(id -u)" = "0" ]; then
+  tests/install-deps.sh 1>&2 || { echo "tests: 0 passed, 1 failed"; exit 1; }
+fi
 results=artifacts/test-results
 rm -rf "$results" artifacts/reliability
 dotnet build Lb.sln -c Release -nologo -clp:ErrorsOnly 1>&2 || { echo "tests: 0 passed, 1 failed"; exit 1; }

@@ -26,6 +26,16 @@ public sealed class PrefixTransformer : HttpTransformer
         var forward = Forward(httpContext);
         Lb.Host.Logging.RequestTrace.Of(httpContext)?.Sending(proxyRequest);
         proxyRequest.RequestUri = new Uri(BackendUri(destinationPrefix, forward.Plan), VerbatimUri);
+        // RFC 9110 §7.6.1: the fields the client named in Connection were for lb alone. Removed before lb adds its
+        // own (X-Forwarded-*, Cookie), so a client cannot name those away.
+        // As received (Serving/RequestHeadScanner): Kestrel hands the app `close` alone for `Connection: close, X-Hop`
+        // and for `X-Hop` + `close` on two lines (seen on .NET 10 when `keep-alive` is not among the options).
+        if (Lb.Host.Serving.ReceivedConnection.Of(httpContext) is { Length: > 0 } connection)
+            RemoveListed(proxyRequest, connection);
+        // Expect: 100-continue is lb's to answer, as HAProxy does (http_handle_expect_hdr sends 100 and removes the
+        // header): Kestrel sends the client its 100 Continue when the body is first read, which the forwarder does
+        // at once. Forwarded, it made HttpClient wait Expect100ContinueTimeout (1 s) for a 100 from the backend.
+        proxyRequest.Headers.Remove("Expect");
         foreach (var name in ClientForwardedHeaders)
             proxyRequest.Headers.Remove(name);
         foreach (var (name, value) in forward.Plan.RequestHeaders)
@@ -35,6 +45,15 @@ public sealed class PrefixTransformer : HttpTransformer
             proxyRequest.Headers.TryAddWithoutValidation("Cookie", string.Join("; ", forward.BackendCookies));
         foreach (var edit in forward.Plan.RequestEdits)
             Apply(proxyRequest, edit);
+    }
+
+    private static void RemoveListed(HttpRequestMessage request, string[] connection)
+    {
+        foreach (var name in HopByHop.ConnectionListed(connection))
+        {
+            request.Headers.Remove(name);
+            request.Content?.Headers.Remove(name);
+        }
     }
 
     /// <summary>`http://server` + the backend target, cut from the public target in one concatenation.</summary>
@@ -97,6 +116,11 @@ public sealed class PrefixTransformer : HttpTransformer
         var forward = Forward(httpContext);
         var response = forward.Plan.Response;
         var headers = httpContext.Response.Headers;
+        // RFC 9110 §7.6.1, the other way: what the backend named in Connection was for lb alone. Before lb's own
+        // headers (its cookie, Cache-Control: private) are added, so the backend cannot name those away either.
+        if (proxyResponse.Headers.NonValidated.TryGetValues("Connection", out var connection))
+            foreach (var name in HopByHop.ConnectionListed(connection.ToArray()))
+                headers.Remove(name);
         RewriteEach(headers, "Location", value => Rules.Rules.RewriteLocation(response, value));
         RewriteEach(headers, "Content-Location", value => Rules.Rules.RewriteLocation(response, value));
         RewriteEach(headers, "Set-Cookie", value => Rules.Rules.RewriteSetCookie(response.Prefix, value));

@@ -65,6 +65,7 @@ public sealed class LbServer : IAsyncDisposable
         var endpoint = app.Services.GetRequiredService<ProxyEndpoint>();
         // The cache's background revalidations (stale-while-revalidate) are requests to this same endpoint.
         app.Services.GetRequiredService<HttpCache>().Send = endpoint.HandleAsync;
+        app.Use(RequestHeads.Attach);
         app.Map("/{**catch-all}", endpoint.HandleAsync);
         await app.StartAsync();
         var server = new LbServer(app);
@@ -125,7 +126,11 @@ public sealed class LbServer : IAsyncDisposable
         var grace = config.Defaults.TimeoutClient > TimeSpan.FromSeconds(1.1) ? config.Defaults.TimeoutClient : TimeSpan.FromSeconds(1.1);
         kestrel.Limits.MinRequestBodyDataRate = new MinDataRate(bytesPerSecond: 240, gracePeriod: grace);
         if (config.Listen.Http is { } http)
-            Listen(kestrel, http.Value, listen => listen.Protocols = HttpProtocols.Http1);
+            Listen(kestrel, http.Value, listen =>
+            {
+                listen.Protocols = HttpProtocols.Http1;
+                RequestHeadScanner.Use(listen);
+            });
         if (config.Listen.Https is { } https && certificates is not null)
         {
             Listen(kestrel, https.Value, listen =>
@@ -133,6 +138,7 @@ public sealed class LbServer : IAsyncDisposable
                 listen.Protocols = HttpProtocols.Http1AndHttp2;
                 // Per handshake: a reload swaps the certificate without touching the listener.
                 listen.UseHttps(new TlsHandshakeCallbackOptions { OnConnection = _ => certificates.OptionsForHandshake() });
+                RequestHeadScanner.Use(listen); // after TLS: it reads the decrypted request heads
             });
         }
     }

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Lb.Host.Demo;
 using Lb.Host.Tests.Support;
+using Lb.Tests;
 using Xunit;
 
 namespace Lb.Host.Tests.EndToEnd;
@@ -25,7 +26,7 @@ public sealed class NativeAotTests : IClassFixture<NativeAotBuild>, IDisposable
             Directory.Delete(_directory, recursive: true);
     }
 
-    [Theory]
+    [SkippableTheory]
     [InlineData("--help")]
     [InlineData("run --help")]
     [InlineData("check --help")]
@@ -40,7 +41,7 @@ public sealed class NativeAotTests : IClassFixture<NativeAotBuild>, IDisposable
     public async Task Every_command_line_reads_the_same_from_both_builds(string commandLine) =>
         await AssertSameOutputAsync(commandLine.Split(' '));
 
-    [Theory]
+    [SkippableTheory]
     [InlineData("broken-three-mistakes.toml")]
     [InlineData("broken-three-rule-mistakes.toml")]
     [InlineData("rules.toml")]
@@ -49,7 +50,7 @@ public sealed class NativeAotTests : IClassFixture<NativeAotBuild>, IDisposable
     public async Task Check_reports_a_sample_the_same_from_both_builds(string sample) =>
         await AssertSameOutputAsync(["check", "-c", LbProgram.Sample(sample)]);
 
-    [Fact]
+    [SkippableFact]
     public async Task Check_with_a_peer_prints_the_same_failover_table_from_both_builds() =>
         await AssertSameOutputAsync(["check", "-c", LbProgram.Sample("ha-pair/lb1.toml"), "--peer", LbProgram.Sample("ha-pair/lb2.toml")]);
 
@@ -57,7 +58,7 @@ public sealed class NativeAotTests : IClassFixture<NativeAotBuild>, IDisposable
     /// Every kind of formatted number and quoted value in a config error: F#'s printf needs code generated at run
     /// time, which NativeAOT cannot do, so a message built with it would crash the native build.
     /// </summary>
-    [Fact]
+    [SkippableFact]
     public async Task Check_reports_formatted_errors_the_same_from_both_builds()
     {
         var config = ThreeAppsWithCertificates(
@@ -79,7 +80,7 @@ public sealed class NativeAotTests : IClassFixture<NativeAotBuild>, IDisposable
         Assert.Contains("is used by 2 servers", result.Stdout);
     }
 
-    [Theory]
+    [SkippableTheory]
     [InlineData("https://site/app1/x?y")]
     [InlineData("http://site/app1/x?y")]
     [InlineData("https://site/app2")]
@@ -96,7 +97,7 @@ public sealed class NativeAotTests : IClassFixture<NativeAotBuild>, IDisposable
         Assert.Equal(0, pinned.ExitCode);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Config_show_prints_the_same_effective_config_from_both_builds()
     {
         var result = await AssertSameOutputAsync(["config", "show", "-c", ThreeAppsWithCertificates()]);
@@ -105,7 +106,7 @@ public sealed class NativeAotTests : IClassFixture<NativeAotBuild>, IDisposable
         Assert.Contains("[apps.app1]", result.Stdout);
     }
 
-    [Fact]
+    [SkippableFact]
     public Task The_readme_demo_serves_from_the_native_binary() =>
         DemoTests.ServeTheReadmeDemoAndStop(_build.Binary);
 
@@ -113,7 +114,7 @@ public sealed class NativeAotTests : IClassFixture<NativeAotBuild>, IDisposable
     /// `lb run` from the native binary forwards to a backend, and its stats site answers: the page, the JSON (built
     /// without the reflection serializer for this build), Prometheus metrics, behind HTTP Basic.
     /// </summary>
-    [Fact]
+    [SkippableFact]
     public async Task Lb_run_forwards_and_serves_its_stats_site_from_the_native_binary()
     {
         await using var backend = await EchoBackend.StartAsync("app1_1");
@@ -141,7 +142,7 @@ public sealed class NativeAotTests : IClassFixture<NativeAotBuild>, IDisposable
     /// an admin POST from the stats page (token and Origin checked) takes a server out, SIGHUP applies a changed
     /// config and refuses a broken one while the running config keeps serving, and SIGTERM ends lb with exit code 0.
     /// </summary>
-    [Fact]
+    [SkippableFact]
     public async Task Admin_actions_reload_and_sigterm_work_from_the_native_binary()
     {
         await using var one = await EchoBackend.StartAsync("app1_1");
@@ -233,8 +234,9 @@ public sealed class NativeAotTests : IClassFixture<NativeAotBuild>, IDisposable
 
     private async Task<LbProgram.Result> AssertSameOutputAsync(string[] args)
     {
+        var nativeBinary = _build.Binary;
         var jit = await LbProgram.RunAsync(args);
-        var native = await LbProgram.RunAsync(args, nativeBinary: _build.Binary);
+        var native = await LbProgram.RunAsync(args, nativeBinary: nativeBinary);
         Assert.Equal(jit.Stdout, native.Stdout);
         Assert.Equal(jit.Stderr, native.Stderr);
         Assert.Equal(jit.ExitCode, native.ExitCode);
@@ -264,11 +266,22 @@ public sealed class NativeAotBuild : IAsyncLifetime
     private string? _binary;
     private string _failure = "not built yet";
 
-    /// <summary>The native `lb`; fails the calling test with the build's output if it did not build.</summary>
-    public string Binary => _binary ?? throw new Xunit.Sdk.XunitException("the NativeAOT publish failed:\n" + _failure);
+    /// <summary>
+    /// The native `lb`; skips the calling test when clang or zlib1g-dev is missing (<see cref="Requires"/>), fails it
+    /// with the build's output if it did not build.
+    /// </summary>
+    public string Binary
+    {
+        get
+        {
+            Skip.If(Requires.NativeAotToolchain() is not null, Requires.NativeAotToolchain());
+            return _binary ?? throw new Xunit.Sdk.XunitException("the NativeAOT publish failed:\n" + _failure);
+        }
+    }
 
     public async Task InitializeAsync()
     {
+        if (Requires.NativeAotToolchain() is not null) return;
         CopySources();
         var output = Path.Combine(_root, "out");
         var info = new ProcessStartInfo("dotnet")

@@ -35,14 +35,17 @@ public static class RawHttp
         return SendAsync(port, request.ToString(), tlsThumbprint);
     }
 
-    public static async Task<RawResponse> SendAsync(int port, string request, string? tlsThumbprint)
+    /// <summary>A connection to lb on loopback, in TLS (HTTP/1.1 by ALPN) when a thumbprint is given; disposing the
+    /// stream closes the connection.</summary>
+    public static async Task<Stream> OpenAsync(int port, string? tlsThumbprint, CancellationToken cancel)
     {
-        using var cancel = new CancellationTokenSource(Timeout);
-        using var tcp = new TcpClient();
-        await tcp.ConnectAsync(IPAddress.Loopback, port, cancel.Token);
-        Stream stream = tcp.GetStream();
-        if (tlsThumbprint is not null)
+        var tcp = new TcpClient();
+        try
         {
+            await tcp.ConnectAsync(IPAddress.Loopback, port, cancel);
+            Stream stream = tcp.GetStream();
+            if (tlsThumbprint is null)
+                return stream;
             var tls = new SslStream(stream, leaveInnerStreamOpen: false);
             await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
             {
@@ -50,9 +53,20 @@ public static class RawHttp
                 EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
                 ApplicationProtocols = [SslApplicationProtocol.Http11],
                 RemoteCertificateValidationCallback = PinnedTls.Accept(tlsThumbprint),
-            }, cancel.Token);
-            stream = tls;
+            }, cancel);
+            return tls;
         }
+        catch
+        {
+            tcp.Dispose();
+            throw;
+        }
+    }
+
+    public static async Task<RawResponse> SendAsync(int port, string request, string? tlsThumbprint)
+    {
+        using var cancel = new CancellationTokenSource(Timeout);
+        var stream = await OpenAsync(port, tlsThumbprint, cancel.Token);
         await using (stream)
         {
             await stream.WriteAsync(Encoding.ASCII.GetBytes(request), cancel.Token);
