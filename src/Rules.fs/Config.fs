@@ -323,7 +323,8 @@ module Config =
           MaxConn = 2000
           TimeoutQueue = TimeSpan.FromSeconds 5.0
           RetryOnTimeout = false
-          TimeoutShutdown = TimeSpan.FromSeconds 30.0 }
+          TimeoutShutdown = TimeSpan.FromSeconds 30.0
+          EncodedSlashes = EncodedSlashes.Reject }
 
     /// Upper bound of every `maxconn`: far above what one process serves, low enough to catch a typo.
     [<Literal>]
@@ -344,6 +345,18 @@ module Config =
     /// requests before it closes their connections (default 30s).
     let parseTimeoutShutdown errors (d: Section) = duration errors d "timeout_shutdown" defaultDefaults.TimeoutShutdown
 
+    /// `[defaults] encoded_slashes`: "reject" (default, Apache `AllowEncodedSlashes Off`: 404), "keep" (`NoDecode`)
+    /// or "decode" (`On`); rejects any other word or a non-string.
+    let parseEncodedSlashes errors (d: Section) =
+        match optString errors d "encoded_slashes" with
+        | Some("reject", _) -> EncodedSlashes.Reject
+        | Some("keep", _) -> EncodedSlashes.Keep
+        | Some("decode", _) -> EncodedSlashes.Decode
+        | Some(other, at) ->
+            addError errors (keyword d "encoded_slashes") at $"'{other}' is not a mode" "use \"reject\" (Apache AllowEncodedSlashes Off), \"keep\" (NoDecode) or \"decode\" (On)"
+            defaultDefaults.EncodedSlashes
+        | None -> defaultDefaults.EncodedSlashes
+
     /// `[defaults]`: HAProxy's defaults section (retries, redispatch, contimeout/clitimeout/srvtimeout, maxconn,
     /// timeout queue, retry-on response-timeout) and global hard-stop-after.
     let parseDefaults errors (root: Section) : DefaultsConfig =
@@ -360,7 +373,8 @@ module Config =
                   "maxconn"
                   "timeout_queue"
                   "retry_on_timeout"
-                  "timeout_shutdown" ]
+                  "timeout_shutdown"
+                  "encoded_slashes" ]
             { Retries = intInRange errors d "retries" 0 100 defaultDefaults.Retries
               Redispatch = optBool errors d "redispatch" |> Option.defaultValue defaultDefaults.Redispatch
               TimeoutConnect = duration errors d "timeout_connect" defaultDefaults.TimeoutConnect
@@ -369,7 +383,8 @@ module Config =
               MaxConn = parseMaxConn errors d
               TimeoutQueue = parseTimeoutQueue errors d
               RetryOnTimeout = parseRetryOnTimeout errors d
-              TimeoutShutdown = parseTimeoutShutdown errors d }
+              TimeoutShutdown = parseTimeoutShutdown errors d
+              EncodedSlashes = parseEncodedSlashes errors d }
         | None -> defaultDefaults
 
     // ---- Persistence ------------------------------------------------------------------------------

@@ -272,6 +272,8 @@ module ConfigDsl =
     let retryOnTimeout (on: bool) = siteKey [ "defaults" ] "retry_on_timeout" (TomlValue.Boolean on)
     /// `[defaults] timeout_shutdown` (default 30s).
     let timeoutShutdown (d: TimeSpan) = siteKey [ "defaults" ] "timeout_shutdown" (duration d)
+    /// `[defaults] encoded_slashes` (default `EncodedSlashes.Reject`, Apache `AllowEncodedSlashes Off`).
+    let encodedSlashes (mode: EncodedSlashes) = siteKey [ "defaults" ] "encoded_slashes" (str mode.Keyword)
 
     /// `[errors] STATUS = "FILE"`: a page file (relative to the site's base folder) replacing a built-in page.
     let errorPage (status: int) (file: string) = siteKey [ "errors" ] (string status) (str file)

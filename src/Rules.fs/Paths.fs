@@ -3,6 +3,15 @@ namespace Lb.Rules
 open System
 open System.Text
 
+/// Why `Paths.normalizeIn` refuses a request path.
+[<RequireQualifiedAccess>]
+type PathRefusal =
+    /// 400: not a path, a broken escape, a control character; or, with `encoded_slashes = "keep"`, an encoded dot
+    /// segment or an encoded slash next to a dot segment.
+    | Malformed of string
+    /// 404, as Apache `AllowEncodedSlashes Off` answers: an encoded slash or backslash (`encoded_slashes = "reject"`).
+    | EncodedSlash of string
+
 /// Request paths: normalisation before routing, and the app prefix strip/re-add (HAProxy `reqirep` and
 /// Apache `ProxyPassReverse` of the seed, for every app at once).
 [<RequireQualifiedAccess>]
@@ -118,6 +127,61 @@ module Paths =
             Ok rawPath
         else
             normalizeFully rawPath
+
+    /// Whether a canonical path or segment holds an encoded `/` or `\`: canonical escapes are upper-case, a `%25`
+    /// (a literal `%`) is never read as the start of one, and a literal `\` was encoded to `%5C`.
+    let holdsEncodedSlash (canonical: string) =
+        canonical.Contains("%2F", StringComparison.Ordinal) || canonical.Contains("%5C", StringComparison.Ordinal)
+
+    let private isDot (s: string) = s = "." || s = ".."
+
+    /// `encoded_slashes = "keep"`: why a canonical segment (`raw` as received) may not reach a backend that decodes
+    /// it, or None. A segment that was percent-encoded and decodes to `.` or `..` (`%2e%2e`, `.%2e`) is a hidden dot
+    /// segment; a piece between encoded separators that is `.` or `..` (`..%2F`, `%2F..`, `.%2F`, `%5C..`) becomes
+    /// one once the backend decodes `%2F`, the traversal of the issue (`/app1/..%2Fapp2/x`).
+    let private keepRefusal (raw: string) (canonical: string) =
+        if raw.Contains '%' && isDot canonical then
+            Some $"an encoded dot segment ('{raw}')"
+        elif holdsEncodedSlash canonical
+             && canonical.Split([| "%2F"; "%5C" |], StringSplitOptions.None) |> Array.exists isDot then
+            Some $"an encoded slash next to a dot segment ('{canonical}')"
+        else
+            None
+
+    /// The path lb routes on and forwards under `[defaults] encoded_slashes = mode`, the pure decision for every
+    /// request (`Routing.decide`, `lb explain`). Refuses what `normalize` refuses (400), and then:
+    /// - `Reject` (Apache `AllowEncodedSlashes Off`): a path holding `%2F` or `%5C` (any case, or a literal `\`) → 404;
+    /// - `Keep` (`NoDecode`): forwarded as `normalize` makes it (`%2F` stays data), but 400 for an encoded dot
+    ///   segment or an encoded slash next to a dot segment (`keepRefusal`);
+    /// - `Decode` (`On`): `%2F` and `%5C` become `/` (WHATWG URL: `\` is a separator in http URLs), then empty and
+    ///   dot segments are resolved as literal ones are (RFC 3986 §5.2.4): `/app1/..%2Fapp2/x` is `/app2/x`, so a
+    ///   backend never sees the dot segment Apache `On` hands it (Apache removes dots before it decodes).
+    /// A path already normal (no `%`, `\`, `//` or dot segment) is returned as it is, in every mode.
+    let normalizeIn (mode: EncodedSlashes, rawPath: string) : Result<string, PathRefusal> =
+        if String.IsNullOrEmpty rawPath || rawPath[0] <> '/' then
+            Error(PathRefusal.Malformed "the request target must be a path starting with '/'")
+        elif isAlreadyNormal rawPath then
+            Ok rawPath
+        else
+            match canonicalEscapes rawPath with
+            | Error e -> Error(PathRefusal.Malformed e)
+            | Ok canonical ->
+                match mode with
+                | EncodedSlashes.Reject when holdsEncodedSlash canonical ->
+                    Error(PathRefusal.EncodedSlash "an encoded slash or backslash in the path (encoded_slashes = \"reject\")")
+                | EncodedSlashes.Reject -> Ok(removeDotSegments (mergeSlashes canonical))
+                | EncodedSlashes.Keep ->
+                    // canonicalEscapes neither adds nor removes a literal '/': raw and canonical segments align.
+                    let raws = rawPath.Split '/'
+                    let canonicals = canonical.Split '/'
+                    let refusal =
+                        Seq.zip raws canonicals |> Seq.tryPick (fun (r, c) -> keepRefusal r c)
+                    match refusal with
+                    | Some reason -> Error(PathRefusal.Malformed $"{reason} (encoded_slashes = \"keep\")")
+                    | None -> Ok(removeDotSegments (mergeSlashes canonical))
+                | EncodedSlashes.Decode ->
+                    let decoded = canonical.Replace("%2F", "/", StringComparison.Ordinal).Replace("%5C", "/", StringComparison.Ordinal)
+                    Ok(removeDotSegments (mergeSlashes decoded))
 
     /// Splits `/seg/rest` into `seg` and the rest (`/rest`, or None for `/seg` with no slash after it).
     let firstSegment (path: string) : string * string option =

@@ -285,8 +285,9 @@ module Routing =
         elif not (Paths.isSafeQuery query) then
             Reject(BadRequest "control character in query")
         else
-            match Paths.normalize rawPath with
-            | Error reason -> Reject(BadRequest reason)
+            match Paths.normalizeIn (snapshot.Config.Defaults.EncodedSlashes, rawPath) with
+            | Error(PathRefusal.Malformed reason) -> Reject(BadRequest reason)
+            | Error(PathRefusal.EncodedSlash reason) -> Reject(NotFound reason)
             | Ok _ when not request.IsHttps && snapshot.Config.Listen.PlainHttp = PlainHttpMode.RedirectToHttps ->
                 httpsRedirect snapshot.Config request
             | Ok path ->
@@ -316,7 +317,7 @@ module Routing =
     let ruleTrace (snapshot: Snapshot) (request: RequestFacts) : (Rule * bool * string) list =
         let request = if request.RawTarget.StartsWith '/' then request else { request with RawTarget = originForm request.RawTarget }
         let rawPath, query = splitTarget request.RawTarget
-        match Paths.normalize rawPath with
+        match Paths.normalizeIn (snapshot.Config.Defaults.EncodedSlashes, rawPath) with
         | Ok path when isValidHost request.Host && Paths.isSafeQuery query
                        && (request.IsHttps || snapshot.Config.Listen.PlainHttp = PlainHttpMode.Proxy) ->
             readRules snapshot request path query

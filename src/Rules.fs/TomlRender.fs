@@ -181,7 +181,8 @@ module TomlRender =
               keyed "maxconn" (int d.MaxConn) (d.MaxConn = x.MaxConn)
               keyed "timeout_queue" (duration d.TimeoutQueue) (d.TimeoutQueue = x.TimeoutQueue)
               keyed "retry_on_timeout" (bool d.RetryOnTimeout) (d.RetryOnTimeout = x.RetryOnTimeout)
-              keyed "timeout_shutdown" (duration d.TimeoutShutdown) (d.TimeoutShutdown = x.TimeoutShutdown) ] }
+              keyed "timeout_shutdown" (duration d.TimeoutShutdown) (d.TimeoutShutdown = x.TimeoutShutdown)
+              keyed "encoded_slashes" (str d.EncodedSlashes.Keyword) (d.EncodedSlashes = x.EncodedSlashes) ] }
 
     let private persistenceLines (p: PersistenceConfig) =
         let x = Config.defaultPersistence

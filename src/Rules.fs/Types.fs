@@ -39,6 +39,26 @@ type TlsConfig =
       Key: string
       Chain: string option }
 
+/// `[defaults] encoded_slashes`: what a request path holding an encoded slash or backslash (`%2F`, `%5C`, any
+/// case, or a literal `\`) gets: Apache `AllowEncodedSlashes Off | NoDecode | On` (`Paths.normalizeIn`).
+[<RequireQualifiedAccess>]
+type EncodedSlashes =
+    /// `reject` (default; Apache `Off`, the seed): 404, before routing.
+    | Reject
+    /// `keep` (Apache `NoDecode`): forwarded still encoded, as data within one segment; 400 when a segment is an
+    /// encoded dot segment (`%2e%2e`) or a piece between encoded slashes is `.` or `..` (`..%2F`, `%2F..`, `.%2F`).
+    | Keep
+    /// `decode` (Apache `On`): decoded to `/` (a backslash too, as browsers read `\` in http URLs), then dot
+    /// segments removed and slashes merged like literal ones, and routed on the result.
+    | Decode
+
+    /// The config word: `reject`, `keep`, `decode`.
+    member this.Keyword =
+        match this with
+        | Reject -> "reject"
+        | Keep -> "keep"
+        | Decode -> "decode"
+
 type DefaultsConfig =
     { Retries: int
       Redispatch: bool
@@ -53,7 +73,9 @@ type DefaultsConfig =
       /// past `timeout_server` is sent again (off by default: the server may have acted on it).
       RetryOnTimeout: bool
       /// HAProxy `hard-stop-after`: how long a stopping lb lets in-flight requests finish before it cuts them.
-      TimeoutShutdown: TimeSpan }
+      TimeoutShutdown: TimeSpan
+      /// `encoded_slashes`: what a path with `%2F` or `%5C` gets (Apache `AllowEncodedSlashes`).
+      EncodedSlashes: EncodedSlashes }
 
 /// How an app picks a server for a request that is not pinned (HAProxy `balance`).
 [<RequireQualifiedAccess>]

@@ -194,6 +194,19 @@ let ``retry_on_timeout is off and timeout_shutdown 30s unless written, and each 
     Assert.Equal<string list>([ "defaults.timeout_shutdown" ], keywords (valid.Replace("retries = 3", "timeout_shutdown = 30")))
 
 [<Fact>]
+let ``encoded_slashes is reject unless written, reads reject keep and decode, and names itself with the three words in its error`` () =
+    let defaults (extra: string) = (load (valid.Replace("retries = 3", "retries = 3\n" + extra))).Defaults
+    let errors text = match parse text with Error errors -> errors | Ok _ -> []
+    Assert.Equal(EncodedSlashes.Reject, (defaults "").EncodedSlashes)
+    for mode in [ EncodedSlashes.Reject; EncodedSlashes.Keep; EncodedSlashes.Decode ] do
+        Assert.Equal(mode, (defaults $"encoded_slashes = \"{mode.Keyword}\"").EncodedSlashes)
+    for bad in [ "encoded_slashes = \"on\""; "encoded_slashes = \"Reject\""; "encoded_slashes = true" ] do
+        let e = Assert.Single(errors (valid.Replace("retries = 3", bad)))
+        Assert.Equal("defaults.encoded_slashes", e.Keyword)
+    let e = Assert.Single(errors (valid.Replace("retries = 3", "encoded_slashes = \"NoDecode\"")))
+    Assert.Contains("\"keep\" (NoDecode)", e.Hint)
+
+[<Fact>]
 let ``a timeout not written with the interval is capped at it, a written one is kept`` () =
     let timeoutOf (text: string) = (load (valid.Replace("[apps.app1]", text + "\n[apps.app1]"))).Apps[0].Health.Timeout
     Assert.Equal(TimeSpan.FromMilliseconds 500.0, timeoutOf "[health]\ninterval = \"500ms\"")

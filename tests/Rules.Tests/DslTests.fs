@@ -177,6 +177,7 @@ let ``every DSL item sets the setting it names`` () =
             timeoutQueue (seconds 1)
             retryOnTimeout true
             timeoutShutdown (seconds 7)
+            encodedSlashes EncodedSlashes.Decode
             errorPage 503 "errors/503.html"
             accessLogFile "logs/access.log"
             cacheMemory (megabytes 64)
@@ -251,7 +252,8 @@ let ``every DSL item sets the setting it names`` () =
           MaxConn = 10
           TimeoutQueue = TimeSpan.FromSeconds 1.0
           RetryOnTimeout = true
-          TimeoutShutdown = TimeSpan.FromSeconds 7.0 },
+          TimeoutShutdown = TimeSpan.FromSeconds 7.0
+          EncodedSlashes = EncodedSlashes.Decode },
         c.Defaults
     )
     Assert.Equal<(int * string) array>([| 503, "/etc/lb/errors/503.html" |], c.ErrorPages)
@@ -371,6 +373,7 @@ let private inDsl (c: LbConfig) : Site =
         timeoutQueue c.Defaults.TimeoutQueue
         retryOnTimeout c.Defaults.RetryOnTimeout
         timeoutShutdown c.Defaults.TimeoutShutdown
+        encodedSlashes c.Defaults.EncodedSlashes
         for status, file in c.ErrorPages do
             errorPage status file
         match c.Stats with

@@ -273,6 +273,8 @@ let appNames = [ "app1"; "app2"; "app10"; "App1"; "a.b"; "x-y_z~" ]
 let hostileSegment: Gen<string> =
     Gen.frequency
         [ 6, Gen.elements [ ".."; "."; "%2e%2e"; "%2E%2e"; ".%2e"; "%2e"; "%2F"; "..%2F"; "%2f..%2f"; "%5C"; "\\.."; ""; "%00x"; "%zz"; "%" ]
+          // Encoded slashes as data and next to dot segments, each case, backslashes, double encoding.
+          3, Gen.elements [ "a%2Fb"; "a%2fb"; ".%2F"; "%2F."; "x%2F.."; "%2e%2e%2F"; "..%5c"; "a%5Cb"; "a\\b"; "%2F%2F"; "x%252F"; "%252e%252e" ]
           6, Gen.elements (appNames @ [ "app1x"; "app"; "APP1"; "app1%2F..%2Fapp2" ])
           4, Gen.elements [ "x"; "rest"; "a b"; "é"; "日本"; "%41"; "%7e"; "~"; "index.html"; ";p=1"; "@"; ":" ] ]
 
@@ -323,6 +325,16 @@ let routingConfig: LbConfig =
       Rules = [||] }
 
 let routingSnapshot = Snapshot routingConfig
+
+/// The three `[defaults] encoded_slashes` modes.
+let encodedSlashModes = [ EncodedSlashes.Reject; EncodedSlashes.Keep; EncodedSlashes.Decode ]
+
+/// `routingConfig` with `[defaults] encoded_slashes = mode`.
+let routingSnapshotIn (mode: EncodedSlashes) =
+    Snapshot { routingConfig with Defaults = { routingConfig.Defaults with EncodedSlashes = mode } }
+
+/// `routingConfig` in `keep` mode: an encoded slash that is data (`a%2Fb`) is forwarded as it came.
+let keepingSnapshot = routingSnapshotIn EncodedSlashes.Keep
 
 let request isHttps target : RequestFacts =
     { IsHttps = isHttps; Host = "site.example"; Method = "GET"; RawTarget = target; ClientAddress = "192.0.2.1"; ForwardedFor = None; Headers = [||] }
@@ -696,6 +708,7 @@ let lbConfig: Gen<LbConfig> =
         let! queue = durationBetween 1 30_000
         let! retryOnTimeout = Gen.elements [ true; false ]
         let! shutdown = durationBetween 1 120_000
+        let! encodedSlashes = Gen.elements [ EncodedSlashes.Reject; EncodedSlashes.Keep; EncodedSlashes.Decode ]
         let! persistence = persistenceConfig
         let! health = healthConfig
         let! appCount = Gen.choose (1, 4)
@@ -730,7 +743,8 @@ let lbConfig: Gen<LbConfig> =
                   MaxConn = maxConn
                   TimeoutQueue = queue
                   RetryOnTimeout = retryOnTimeout
-                  TimeoutShutdown = shutdown }
+                  TimeoutShutdown = shutdown
+                  EncodedSlashes = encodedSlashes }
               Apps = apps
               ErrorPages = pages |> Array.map (fun s -> s, $"/srv/errors/{s}.html")
               Stats = stats

@@ -41,7 +41,7 @@ let ``strip then re-add is identity through the Location rewrite`` () =
         let prefix = "/" + app
         // What the backend received (Routing's BackendTarget), sent back as a Location, becomes the public path again.
         let stripped =
-            match Routing.decide (Snapshot routingConfig) (request true path) with
+            match Routing.decide keepingSnapshot (request true path) with
             | Forward plan -> plan.BackendTarget
             | other -> failwithf "not forwarded: %A" other
         HeaderRewrite.rewriteLocation { context with Prefix = prefix } stripped = path)

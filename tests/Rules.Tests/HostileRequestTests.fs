@@ -66,6 +66,85 @@ let ``a hostile request is refused with a 4xx, redirected within its app, or for
     Assert.True(seen.Forwarded > ran / 20L && seen.Rejected > ran / 20L && seen.Redirected > 0L, $"%A{seen}")
     Reliability.record "requests" "Rules: hostile request -> 4xx, redirect in its app, or its app only" ran 0L ran 0L
 
+// ---- encoded_slashes: the same hostile requests in each of the three modes ------------------------------
+
+let private snapshotsByMode = dict [ for m in encodedSlashModes -> m, routingSnapshotIn m ]
+
+/// The app a target names in `mode`: the first segment of its path as `Paths.normalizeIn` makes it, or None.
+let private namedAppIn (mode: EncodedSlashes) (target: string) =
+    let target = if target.StartsWith '/' then target else Routing.originForm target
+    let path, _ = Routing.splitTarget target
+    match Paths.normalizeIn (mode, path) with
+    | Ok normalised -> Some(fst (Paths.firstSegment normalised))
+    | Error _ -> None
+
+/// Whether the request's path (not its query) holds an encoded slash or backslash, in any case, or a literal `\`.
+let private holdsEncodedSlash (target: string) =
+    let target = if target.StartsWith '/' then target else Routing.originForm target
+    let path = (fst (Routing.splitTarget target)).ToUpperInvariant()
+    path.Contains "%2F" || path.Contains "%5C" || path.Contains '\\'
+
+/// What a backend that percent-decodes once sees as path segments: split at `/` and `\`, decoded ones too.
+let private decodedSegments (target: string) =
+    Uri.UnescapeDataString(fst (Routing.splitTarget target)).Split([| '/'; '\\' |])
+
+let private isDot (s: string) = s = "." || s = ".."
+
+/// Per mode: requests forwarded, forwarded with an encoded slash in the request, refused because of one.
+type private ModeCoverage = { mutable Forwarded: int64; mutable ForwardedWithSlash: int64; mutable RefusedForSlash: int64 }
+
+[<Fact>]
+let ``in every encoded_slashes mode a request routed to an app reaches only that app's servers, and no backend path decodes to a dot segment`` () =
+    let seen = dict [ for m in encodedSlashModes -> m, { Forwarded = 0L; ForwardedWithSlash = 0L; RefusedForSlash = 0L } ]
+    let law (mode: EncodedSlashes, request: RequestFacts) =
+        let snapshot = snapshotsByMode[mode]
+        let counts = seen[mode]
+        let slash = holdsEncodedSlash request.RawTarget
+        match Routing.decide snapshot request with
+        | Forward plan ->
+            Interlocked.Increment &counts.Forwarded |> ignore
+            if slash then Interlocked.Increment &counts.ForwardedWithSlash |> ignore
+            let backendPath = (fst (Routing.splitTarget plan.BackendTarget)).ToUpperInvariant()
+            namedAppIn mode request.RawTarget = Some plan.App.Name
+            && obj.ReferenceEquals(plan.App, snapshot.Config.Apps[plan.AppIndex])
+            && plan.ServerAuthorities = (plan.App.Servers |> Array.map (fun s -> (string s.Address).ToLowerInvariant()))
+            && decodedSegments plan.BackendTarget |> Array.forall (isDot >> not)
+            // Reject mode: no forwarded path holds an encoded slash or backslash.
+            && (mode <> EncodedSlashes.Reject || not (backendPath.Contains "%2F" || backendPath.Contains "%5C" || backendPath.Contains '\\'))
+            // Decode mode: every one was decoded.
+            && (mode <> EncodedSlashes.Decode || not (backendPath.Contains "%2F" || backendPath.Contains "%5C"))
+        | Reject reason ->
+            if slash then Interlocked.Increment &counts.RefusedForSlash |> ignore
+            reason.Status >= 400 && reason.Status < 500
+        | Redirect(status, _, _) -> status >= 300 && status < 400
+    let cases = Gen.zip (Gen.elements encodedSlashModes) hostileRequest
+    let ran = checkCounted 60_000 cases law
+    // Coverage guard: each mode forwarded requests and met encoded slashes; keep and decode forwarded some of them.
+    for m in encodedSlashModes do
+        Assert.True(seen[m].Forwarded > 0L && seen[m].RefusedForSlash > 0L, $"{m}: %A{seen[m]}")
+    Assert.True(seen[EncodedSlashes.Keep].ForwardedWithSlash > 0L && seen[EncodedSlashes.Decode].ForwardedWithSlash > 0L, $"%A{seen}")
+    Reliability.record "requests" "Rules: hostile request in each encoded_slashes mode -> its app only, no dot segment decoded" ran 0L ran 0L
+
+[<Fact>]
+let ``in reject mode a hostile path with an encoded slash is never forwarded, and one in keep mode keeps it encoded`` () =
+    let rejected = ref 0L
+    let law (request: RequestFacts) =
+        let reject = Routing.decide snapshotsByMode[EncodedSlashes.Reject] request
+        let keep = Routing.decide snapshotsByMode[EncodedSlashes.Keep] request
+        match reject, keep with
+        | Forward _, _ when holdsEncodedSlash request.RawTarget -> false
+        | Forward r, Forward k -> r.BackendTarget = k.BackendTarget && r.App.Name = k.App.Name
+        // Keep refuses an encoded dot segment (`%2e%2e`) that reject resolves like `..`.
+        | Forward _, Reject(BadRequest reason) -> reason.StartsWith "an encoded dot segment"
+        | Forward _, _ -> false
+        | Reject(NotFound _), _ when holdsEncodedSlash request.RawTarget ->
+            Interlocked.Increment &rejected.contents |> ignore
+            true
+        | _ -> true
+    let ran = checkCounted 30_000 hostileRequest law
+    Assert.True(rejected.Value > 0L, "no generated request had an encoded slash refused with 404")
+    Reliability.record "requests" "Rules: reject mode never forwards an encoded slash; keep forwards what reject does, unchanged" ran 0L ran 0L
+
 [<Fact>]
 let ``no header value lb emits for a hostile request contains CR, LF or NUL`` () =
     let law (request: RequestFacts) =

@@ -130,3 +130,14 @@ let ``a timeout_shutdown change refuses the reload, a retry_on_timeout change ap
     Assert.StartsWith("[defaults] timeout_shutdown changed", Assert.Single((Reload.plan (old, drain)).Refused))
     let retry = { old with Defaults = { old.Defaults with RetryOnTimeout = not old.Defaults.RetryOnTimeout } }
     Assert.True((Reload.plan (old, retry)).CanApply)
+
+[<Fact>]
+let ``an encoded_slashes change applies live, and the next request is decided in the new mode`` () =
+    let old = routingConfig
+    let decoding = { old with Defaults = { old.Defaults with EncodedSlashes = EncodedSlashes.Decode } }
+    Assert.True((Reload.plan (old, decoding)).CanApply)
+    let target = request true "/app1/..%2Fapp2/x"
+    Assert.Equal(404, (match Routing.decide (Snapshot old) target with Reject r -> r.Status | _ -> 0))
+    match Routing.decide (Snapshot decoding) target with
+    | Forward plan -> Assert.Equal(("app2", "/x"), (plan.App.Name, plan.BackendTarget))
+    | other -> failwithf "not forwarded: %A" other
