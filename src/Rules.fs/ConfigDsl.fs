@@ -124,7 +124,7 @@ module ConfigDsl =
         | V2WithPassword of string
 
     /// A rule's `when`, as written in the DSL: checked when the site is loaded, exactly as its TOML form
-    /// (`Config.parseCondition`). `a &&& b` is `All [a; b]`, `a ||| b` is `Any [a; b]`.
+    /// (`RulesSection.parseCondition`). `a &&& b` is `All [a; b]`, `a ||| b` is `Any [a; b]`.
     type When =
         /// No condition: every request.
         | Always
@@ -290,7 +290,7 @@ module ConfigDsl =
     /// `gigabytes 1`.
     let gigabytes (n: int) = int64 n <<< 30
 
-    let private size (bytes: int64) = str (Config.formatSize bytes)
+    let private size (bytes: int64) = str (CacheSection.formatSize bytes)
 
     /// `[cache] memory`: the memory store's bound (default 256MB).
     let cacheMemory (bytes: int64) = siteKey [ "cache" ] "memory" (size bytes)

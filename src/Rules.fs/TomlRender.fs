@@ -266,7 +266,7 @@ module TomlRender =
 
     let private cacheSection (c: CacheConfig) =
         let x = Config.defaultCache
-        let size (bytes: int64) = str (Config.formatSize bytes)
+        let size (bytes: int64) = str (CacheSection.formatSize bytes)
         { Path = [ "cache" ]
           Comments = [ "Used by the apps with `cache = true`." ]
           Lines =
@@ -290,7 +290,7 @@ module TomlRender =
               | ValueTest.Equals v -> "equals", str v
               | ValueTest.Matches p -> "regex", str p.Source ]
 
-    /// A `when` table: one key per condition, `all` for several (`Config.parseCondition` reads it back).
+    /// A `when` table: one key per condition, `all` for several (`RulesSection.parseCondition` reads it back).
     let rec condition (c: Condition) : TomlValue =
         let one key value = TomlValue.Table [ key, value ]
         match c with

@@ -1,0 +1,47 @@
+namespace Lb.Rules
+
+open System
+open ConfigReading
+
+/// `[listen]`: the http and https listeners.
+[<RequireQualifiedAccess>]
+module ListenSection =
+    /// `[listen] plain_http`: "redirect" (Apache's port-80 vhost) or "proxy" (TLS ends before lb).
+    let parsePlainHttpMode errors (listen: Section) =
+        match optString errors listen "plain_http" with
+        | Some("redirect", _)
+        | None -> PlainHttpMode.RedirectToHttps
+        | Some("proxy", _) -> PlainHttpMode.Proxy
+        | Some(other, at) ->
+            addError errors (keyword listen "plain_http") at $"'{other}' is not a mode" "use \"redirect\" or \"proxy\""
+            PlainHttpMode.RedirectToHttps
+
+    /// `[listen] redirect_status`: 301, 302 (default, as Apache's `[R]`), 303, 307 or 308.
+    let parseRedirectStatus errors (listen: Section) =
+        match optInt errors listen "redirect_status" with
+        | Some(s, _) when List.contains s [ 301L; 302L; 303L; 307L; 308L ] -> int s
+        | Some(s, at) ->
+            addError errors (keyword listen "redirect_status") at $"{s} is not a redirect status" "use 301, 302, 303, 307 or 308"
+            302
+        | None -> 302
+
+    /// `[listen] http`, `https`: the two listeners.
+    /// Rejects a config with neither listener, unless one was written and refused (its error says why).
+    let parse (root: Section) : ListenConfig * ConfigError list =
+        ownErrors <| fun errors ->
+        let empty = absent "listen" root.Table.At
+        let listen = optTable errors root "listen" |> Option.defaultValue empty
+        rejectUnknownKeys errors listen [ "http"; "https"; "plain_http"; "redirect_status" ]
+        let config =
+            { Http = endpoint errors listen "http"
+              Https = endpoint errors listen "https"
+              PlainHttp = parsePlainHttpMode errors listen
+              RedirectStatus = parseRedirectStatus errors listen }
+        if config.Http.IsNone && config.Https.IsNone && errors.Count = 0 then
+            // `errors` holds this section's mistakes only: a refused `http = ...` needs no second error.
+            addError errors "listen" listen.Table.At "no listener is configured" "add https = \"127.0.0.1:8443\" under [listen]"
+        match config.Http, config.Https with
+        | Some h, Some s when h = s ->
+            addError errors "listen.https" listen.Table.At "http and https listen on the same address" "give them different ports"
+        | _ -> ()
+        config

@@ -1,0 +1,30 @@
+namespace Lb.Rules
+
+open System
+open ConfigReading
+
+/// `[log]`: where the access log goes.
+[<RequireQualifiedAccess>]
+module LogSection =
+    let defaultLog = { Access = AccessLogTarget.Stdout }
+
+    /// `[log] access`: `"stdout"` (default), `"off"`, or a file path (relative to the config file) appended to.
+    /// Rejects an empty value.
+    let parseAccessLog errors (log: Section) (baseDir: string) : AccessLogTarget =
+        match optString errors log "access" with
+        | Some("stdout", _)
+        | None -> AccessLogTarget.Stdout
+        | Some("off", _) -> AccessLogTarget.Off
+        | Some(path, at) when String.IsNullOrWhiteSpace path ->
+            addError errors (keyword log "access") at "empty" "use \"stdout\", \"off\" or a file path"
+            AccessLogTarget.Stdout
+        | Some(path, _) -> AccessLogTarget.File(resolve baseDir path)
+
+    /// `[log]`: where the access log goes.
+    let parse (root: Section) (baseDir: string) : LogConfig * ConfigError list =
+        ownErrors <| fun errors ->
+        match optTable errors root "log" with
+        | Some log ->
+            rejectUnknownKeys errors log [ "access" ]
+            { Access = parseAccessLog errors log baseDir }
+        | None -> defaultLog
