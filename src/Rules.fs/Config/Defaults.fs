@@ -1,40 +1,56 @@
 namespace Lb.Rules
 
-open System
 open ConfigReading
 
-/// `[defaults]`: HAProxy's defaults section: retries, timeouts, maxconn.
+/// `[defaults]`: HAProxy's defaults section: retries, timeouts, maxconn. Names and defaults: `Keywords.Defaults`.
 [<RequireQualifiedAccess>]
 module DefaultsSection =
+    module K = Keywords.Defaults
+
     let defaultDefaults =
-        { Retries = 3
-          Redispatch = true
-          TimeoutConnect = TimeSpan.FromSeconds 5.0
-          TimeoutClient = TimeSpan.FromSeconds 50.0
-          TimeoutServer = TimeSpan.FromSeconds 50.0
-          MaxConn = 2000
-          TimeoutQueue = TimeSpan.FromSeconds 5.0
-          RetryOnTimeout = false
-          TimeoutShutdown = TimeSpan.FromSeconds 30.0 }
+        { Retries = K.retries.Default
+          Redispatch = K.redispatch.Default
+          TimeoutConnect = K.timeoutConnect.Default
+          TimeoutClient = K.timeoutClient.Default
+          TimeoutServer = K.timeoutServer.Default
+          MaxConn = K.maxConn.Default
+          TimeoutQueue = K.timeoutQueue.Default
+          RetryOnTimeout = K.retryOnTimeout.Default
+          TimeoutShutdown = K.timeoutShutdown.Default }
 
     /// Upper bound of every `maxconn`: far above what one process serves, low enough to catch a typo.
     [<Literal>]
     let MaxConnLimit = 1_000_000
 
+    /// `[defaults] retries`: HAProxy `retries`, connection attempts after the first (0..100, default 3).
+    let parseRetries errors (d: Section) = intInRange errors d K.retries.Name 0 100 K.retries.Default
+
+    /// `[defaults] redispatch`: HAProxy `option redispatch`, a retry may pick another server (default true).
+    let parseRedispatch errors (d: Section) = optBool errors d K.redispatch.Name |> Option.defaultValue K.redispatch.Default
+
+    /// `[defaults] timeout_connect`: HAProxy `contimeout` (default 5s). Rejects "0s", as every timeout.
+    let parseTimeoutConnect errors (d: Section) = duration errors d K.timeoutConnect.Name K.timeoutConnect.Default
+
+    /// `[defaults] timeout_client`: HAProxy `clitimeout` (default 50s).
+    let parseTimeoutClient errors (d: Section) = duration errors d K.timeoutClient.Name K.timeoutClient.Default
+
+    /// `[defaults] timeout_server`: HAProxy `srvtimeout` (default 50s).
+    let parseTimeoutServer errors (d: Section) = duration errors d K.timeoutServer.Name K.timeoutServer.Default
+
     /// `[defaults] maxconn`: HAProxy global `maxconn`, requests in flight across lb (1..1000000, default 2000).
-    let parseMaxConn errors (d: Section) = intInRange errors d "maxconn" 1 MaxConnLimit defaultDefaults.MaxConn
+    let parseMaxConn errors (d: Section) = intInRange errors d K.maxConn.Name 1 MaxConnLimit K.maxConn.Default
 
     /// `[defaults] timeout_queue`: HAProxy `timeout queue`, the longest wait for a slot before 503 (default 5s).
-    let parseTimeoutQueue errors (d: Section) = duration errors d "timeout_queue" defaultDefaults.TimeoutQueue
+    let parseTimeoutQueue errors (d: Section) = duration errors d K.timeoutQueue.Name K.timeoutQueue.Default
 
     /// `[defaults] retry_on_timeout`: HAProxy `retry-on response-timeout` for idempotent requests without body
     /// (default false: a timed-out request gets 504 and is never replayed).
     let parseRetryOnTimeout errors (d: Section) =
-        optBool errors d "retry_on_timeout" |> Option.defaultValue defaultDefaults.RetryOnTimeout
+        optBool errors d K.retryOnTimeout.Name |> Option.defaultValue K.retryOnTimeout.Default
 
     /// `[defaults] timeout_shutdown`: HAProxy `hard-stop-after`, the longest a stopping lb waits for in-flight
     /// requests before it closes their connections (default 30s).
-    let parseTimeoutShutdown errors (d: Section) = duration errors d "timeout_shutdown" defaultDefaults.TimeoutShutdown
+    let parseTimeoutShutdown errors (d: Section) = duration errors d K.timeoutShutdown.Name K.timeoutShutdown.Default
 
     /// `[defaults]`: HAProxy's defaults section (retries, redispatch, contimeout/clitimeout/srvtimeout, maxconn,
     /// timeout queue, retry-on response-timeout) and global hard-stop-after.
@@ -42,23 +58,12 @@ module DefaultsSection =
         ownErrors <| fun errors ->
         match optTable errors root "defaults" with
         | Some d ->
-            rejectUnknownKeys
-                errors
-                d
-                [ "retries"
-                  "redispatch"
-                  "timeout_connect"
-                  "timeout_client"
-                  "timeout_server"
-                  "maxconn"
-                  "timeout_queue"
-                  "retry_on_timeout"
-                  "timeout_shutdown" ]
-            { Retries = intInRange errors d "retries" 0 100 defaultDefaults.Retries
-              Redispatch = optBool errors d "redispatch" |> Option.defaultValue defaultDefaults.Redispatch
-              TimeoutConnect = duration errors d "timeout_connect" defaultDefaults.TimeoutConnect
-              TimeoutClient = duration errors d "timeout_client" defaultDefaults.TimeoutClient
-              TimeoutServer = duration errors d "timeout_server" defaultDefaults.TimeoutServer
+            rejectUnknownKeys errors d K.names
+            { Retries = parseRetries errors d
+              Redispatch = parseRedispatch errors d
+              TimeoutConnect = parseTimeoutConnect errors d
+              TimeoutClient = parseTimeoutClient errors d
+              TimeoutServer = parseTimeoutServer errors d
               MaxConn = parseMaxConn errors d
               TimeoutQueue = parseTimeoutQueue errors d
               RetryOnTimeout = parseRetryOnTimeout errors d

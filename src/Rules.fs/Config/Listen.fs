@@ -6,24 +6,26 @@ open ConfigReading
 /// `[listen]`: the http and https listeners.
 [<RequireQualifiedAccess>]
 module ListenSection =
+    module K = Keywords.Listen
+
     /// `[listen] plain_http`: "redirect" (Apache's port-80 vhost) or "proxy" (TLS ends before lb).
     let parsePlainHttpMode errors (listen: Section) =
-        match optString errors listen "plain_http" with
+        match optString errors listen K.plainHttp.Name with
         | Some("redirect", _)
-        | None -> PlainHttpMode.RedirectToHttps
+        | None -> K.plainHttp.Default
         | Some("proxy", _) -> PlainHttpMode.Proxy
         | Some(other, at) ->
-            addError errors (keyword listen "plain_http") at $"'{other}' is not a mode" "use \"redirect\" or \"proxy\""
-            PlainHttpMode.RedirectToHttps
+            addError errors (keyword listen K.plainHttp.Name) at $"'{other}' is not a mode" "use \"redirect\" or \"proxy\""
+            K.plainHttp.Default
 
     /// `[listen] redirect_status`: 301, 302 (default, as Apache's `[R]`), 303, 307 or 308.
     let parseRedirectStatus errors (listen: Section) =
-        match optInt errors listen "redirect_status" with
+        match optInt errors listen K.redirectStatus.Name with
         | Some(s, _) when List.contains s [ 301L; 302L; 303L; 307L; 308L ] -> int s
         | Some(s, at) ->
-            addError errors (keyword listen "redirect_status") at $"{s} is not a redirect status" "use 301, 302, 303, 307 or 308"
-            302
-        | None -> 302
+            addError errors (keyword listen K.redirectStatus.Name) at $"{s} is not a redirect status" "use 301, 302, 303, 307 or 308"
+            K.redirectStatus.Default
+        | None -> K.redirectStatus.Default
 
     /// `[listen] http`, `https`: the two listeners.
     /// Rejects a config with neither listener, unless one was written and refused (its error says why).
@@ -31,10 +33,10 @@ module ListenSection =
         ownErrors <| fun errors ->
         let empty = absent "listen" root.Table.At
         let listen = optTable errors root "listen" |> Option.defaultValue empty
-        rejectUnknownKeys errors listen [ "http"; "https"; "plain_http"; "redirect_status" ]
+        rejectUnknownKeys errors listen K.names
         let config =
-            { Http = endpoint errors listen "http"
-              Https = endpoint errors listen "https"
+            { Http = endpoint errors listen K.http.Name
+              Https = endpoint errors listen K.https.Name
               PlainHttp = parsePlainHttpMode errors listen
               RedirectStatus = parseRedirectStatus errors listen }
         if config.Http.IsNone && config.Https.IsNone && errors.Count = 0 then

@@ -6,18 +6,20 @@ open ConfigReading
 /// `[log]`: where the access log goes.
 [<RequireQualifiedAccess>]
 module LogSection =
-    let defaultLog = { Access = AccessLogTarget.Stdout }
+    module K = Keywords.Log
+
+    let defaultLog = { Access = K.access.Default }
 
     /// `[log] access`: `"stdout"` (default), `"off"`, or a file path (relative to the config file) appended to.
     /// Rejects an empty value.
     let parseAccessLog errors (log: Section) (baseDir: string) : AccessLogTarget =
-        match optString errors log "access" with
-        | Some("stdout", _)
-        | None -> AccessLogTarget.Stdout
+        match optString errors log K.access.Name with
+        | Some("stdout", _) -> AccessLogTarget.Stdout
+        | None -> K.access.Default
         | Some("off", _) -> AccessLogTarget.Off
         | Some(path, at) when String.IsNullOrWhiteSpace path ->
-            addError errors (keyword log "access") at "empty" "use \"stdout\", \"off\" or a file path"
-            AccessLogTarget.Stdout
+            addError errors (keyword log K.access.Name) at "empty" "use \"stdout\", \"off\" or a file path"
+            K.access.Default
         | Some(path, _) -> AccessLogTarget.File(resolve baseDir path)
 
     /// `[log]`: where the access log goes.
@@ -25,6 +27,6 @@ module LogSection =
         ownErrors <| fun errors ->
         match optTable errors root "log" with
         | Some log ->
-            rejectUnknownKeys errors log [ "access" ]
+            rejectUnknownKeys errors log K.names
             { Access = parseAccessLog errors log baseDir }
         | None -> defaultLog

@@ -6,19 +6,21 @@ open ConfigReading
 /// `[stats]`: the stats listener.
 [<RequireQualifiedAccess>]
 module StatsSection =
+    module K = Keywords.Stats
+
     /// `[stats] listen` when absent: loopback, so the page is not on the network unless asked for.
-    let DefaultStatsListen = { Host = "127.0.0.1"; Port = 8000 }
+    let DefaultStatsListen = K.listen.Default
 
     /// `[stats] listen`: the stats listener's address (default 127.0.0.1:8000). Rejects an address that is not
     /// host:port, port 0, and the address of the http or https listener.
     let parseStatsListen errors (stats: Section) (listen: ListenConfig) : Endpoint =
-        let at = tryGet stats "listen" |> Option.map (fun (_, p, _) -> p) |> Option.defaultValue stats.Table.At
-        match endpoint errors stats "listen" with
+        let at = tryGet stats K.listen.Name |> Option.map (fun (_, p, _) -> p) |> Option.defaultValue stats.Table.At
+        match endpoint errors stats K.listen.Name with
         | Some e when e.Port = 0 ->
-            addError errors (keyword stats "listen") at "the stats listener needs a fixed port" "like \"127.0.0.1:8000\""
+            addError errors (keyword stats K.listen.Name) at "the stats listener needs a fixed port" "like \"127.0.0.1:8000\""
             e
         | Some e when Some e = listen.Http || Some e = listen.Https ->
-            addError errors (keyword stats "listen") at $"{e} is already a proxy listener" "give the stats page its own port"
+            addError errors (keyword stats K.listen.Name) at $"{e} is already a proxy listener" "give the stats page its own port"
             e
         | Some e -> e
         | None -> DefaultStatsListen
@@ -31,22 +33,22 @@ module StatsSection =
     /// `[stats] realm`: the Basic realm the browser shows (default "lb stats"). Rejects empty text, quotes,
     /// backslashes, control and non-ASCII characters.
     let parseStatsRealm errors (stats: Section) : string =
-        match optString errors stats "realm" with
+        match optString errors stats K.realm.Name with
         | Some(r, _) when isPlainHeaderText r -> r
         | Some(r, at) ->
-            addError errors (keyword stats "realm") at $"'{r}' cannot be a realm" "printable ASCII without quotes or backslashes, like \"lb stats\""
-            "lb stats"
-        | None -> "lb stats"
+            addError errors (keyword stats K.realm.Name) at $"'{r}' cannot be a realm" "printable ASCII without quotes or backslashes, like \"lb stats\""
+            K.realm.Default
+        | None -> K.realm.Default
 
     /// `[stats] user`: the Basic user name (default "admin"). Rejects empty text, `:` (RFC 7617 §2: the user-id
     /// cannot contain a colon), quotes, backslashes, control and non-ASCII characters.
     let parseStatsUser errors (stats: Section) : string =
-        match optString errors stats "user" with
+        match optString errors stats K.user.Name with
         | Some(u, _) when isPlainHeaderText u && not (u.Contains ':') -> u
         | Some(u, at) ->
-            addError errors (keyword stats "user") at $"'{u}' cannot be a user name" "printable ASCII without ':', quotes or backslashes (RFC 7617 §2)"
-            "admin"
-        | None -> "admin"
+            addError errors (keyword stats K.user.Name) at $"'{u}' cannot be a user name" "printable ASCII without ':', quotes or backslashes (RFC 7617 §2)"
+            K.user.Default
+        | None -> K.user.Default
 
     /// `[stats] password_hash` (what `lb hash-password` prints) or `password_file` (a file holding that line,
     /// relative to the config file), exactly one of them. Rejects both or neither, a file that cannot be read,
@@ -68,37 +70,37 @@ module StatsSection =
                     addError errors kw at $"the password is {what}" "choose another password and run `lb hash-password`"
                     None
                 | None -> Some hash
-        match optString errors stats "password_hash", optString errors stats "password_file" with
+        match optString errors stats K.passwordHash.Name, optString errors stats K.passwordFile.Name with
         | Some _, Some(_, at) ->
-            addError errors (keyword stats "password_file") at "password_hash and password_file are both set" "keep one of them"
+            addError errors (keyword stats K.passwordFile.Name) at "password_hash and password_file are both set" "keep one of them"
             None
-        | Some(text, at), None -> fromText (keyword stats "password_hash") at text
+        | Some(text, at), None -> fromText (keyword stats K.passwordHash.Name) at text
         | None, Some(path, at) ->
             let full = resolve baseDir path
             match io.ReadText full with
-            | Ok text -> fromText (keyword stats "password_file") at text
+            | Ok text -> fromText (keyword stats K.passwordFile.Name) at text
             | Error message ->
-                addError errors (keyword stats "password_file") at $"cannot read {full}: {message}" "paths are relative to the config file"
+                addError errors (keyword stats K.passwordFile.Name) at $"cannot read {full}: {message}" "paths are relative to the config file"
                 None
         | None, None ->
-            addError errors (keyword stats "password_hash") stats.Table.At "missing" "run `lb hash-password` and add password_hash = \"...\" under [stats]"
+            addError errors (keyword stats K.passwordHash.Name) stats.Table.At "missing" "run `lb hash-password` and add password_hash = \"...\" under [stats]"
             None
 
     /// `[stats] refresh`: how often the page reloads itself (default 10s, 1s to 1h).
     let parseStatsRefresh errors (stats: Section) : TimeSpan =
-        let refresh = duration errors stats "refresh" (TimeSpan.FromSeconds 10.0)
+        let refresh = duration errors stats K.refresh.Name K.refresh.Default
         if refresh < TimeSpan.FromSeconds 1.0 || refresh > TimeSpan.FromHours 1.0 then
-            let at = tryGet stats "refresh" |> Option.map (fun (_, p, _) -> p) |> Option.defaultValue stats.Table.At
-            addError errors (keyword stats "refresh") at $"{formatDuration refresh} is out of range" "use a value from 1s to 1h"
+            let at = tryGet stats K.refresh.Name |> Option.map (fun (_, p, _) -> p) |> Option.defaultValue stats.Table.At
+            addError errors (keyword stats K.refresh.Name) at $"{formatDuration refresh} is out of range" "use a value from 1s to 1h"
         refresh
 
     /// `[stats] pinned_window`: a client counts as pinned to a server for this long after its last request
     /// with that server's cookie (default 5m, 1s to 24h).
     let parseStatsPinnedWindow errors (stats: Section) : TimeSpan =
-        let window = duration errors stats "pinned_window" (TimeSpan.FromMinutes 5.0)
+        let window = duration errors stats K.pinnedWindow.Name K.pinnedWindow.Default
         if window < TimeSpan.FromSeconds 1.0 || window > TimeSpan.FromHours 24.0 then
-            let at = tryGet stats "pinned_window" |> Option.map (fun (_, p, _) -> p) |> Option.defaultValue stats.Table.At
-            addError errors (keyword stats "pinned_window") at $"{formatDuration window} is out of range" "use a value from 1s to 24h"
+            let at = tryGet stats K.pinnedWindow.Name |> Option.map (fun (_, p, _) -> p) |> Option.defaultValue stats.Table.At
+            addError errors (keyword stats K.pinnedWindow.Name) at $"{formatDuration window} is out of range" "use a value from 1s to 24h"
         window
 
     /// `[stats]`: the stats page, JSON, CSV, Prometheus metrics and admin actions on their own listener. Absent:
@@ -107,7 +109,7 @@ module StatsSection =
         ownErrors <| fun errors ->
         match optTable errors root "stats" with
         | Some stats ->
-            rejectUnknownKeys errors stats [ "listen"; "realm"; "user"; "password_hash"; "password_file"; "refresh"; "pinned_window" ]
+            rejectUnknownKeys errors stats K.names
             let endpoint = parseStatsListen errors stats listen
             let realm = parseStatsRealm errors stats
             let user = parseStatsUser errors stats

@@ -1,0 +1,279 @@
+namespace Lb.Rules
+
+open System
+
+/// A config keyword as the docs list it: its table, its name, its default written as TOML (None: the key has no
+/// default, it is required or its absence means something of its own), and one line saying what it does.
+type KeywordInfo =
+    { Section: string
+      Name: string
+      Default: TomlValue option
+      Doc: string }
+
+/// A config keyword with a default, written once: the loader reads its name and default from here, `lb config
+/// show` (`TomlRender`) writes a value with `Render` and marks it `# default` when it equals `Default`, the F#
+/// DSL (`ConfigDsl`) writes its settings with the same name and `Render`, and C# reads the defaults it needs.
+type Keyword<'T> =
+    { Section: string
+      Name: string
+      Default: 'T
+      Doc: string
+      /// A value as the config file writes it (what the loader reads back to the same value).
+      Render: 'T -> TomlValue }
+
+    /// The row of this keyword in the docs' table.
+    member k.Info: KeywordInfo =
+        { Section = k.Section; Name = k.Name; Default = Some(k.Render k.Default); Doc = k.Doc }
+
+/// Making keywords: one constructor per kind of value.
+[<RequireQualifiedAccess>]
+module Keyword =
+    let private make section name (fallback: 'T) (render: 'T -> TomlValue) doc : Keyword<'T> =
+        { Section = section; Name = name; Default = fallback; Doc = doc; Render = render }
+
+    let int section name (fallback: int) doc = make section name fallback (fun i -> TomlValue.Integer(int64 i)) doc
+    let bool section name (fallback: bool) doc = make section name fallback TomlValue.Boolean doc
+    let string section name (fallback: string) doc = make section name fallback TomlValue.String doc
+
+    /// A duration, written as `ConfigReading.formatDuration` does (`"10s"`, `"250ms"`).
+    let duration section name (fallback: TimeSpan) doc =
+        make section name fallback (fun d -> TomlValue.String(ConfigReading.formatDuration d)) doc
+
+    /// A list of strings, empty by default.
+    let strings section name doc =
+        make section name ([||]: string array) (fun items -> TomlValue.Array [ for s in items -> TomlValue.String s ]) doc
+
+    /// A value of its own kind: a word, a size, a table.
+    let custom section name (fallback: 'T) (render: 'T -> TomlValue) doc = make section name fallback render doc
+
+    /// A keyword without a default value: required, or its absence means something of its own (said in `doc`).
+    let info section name doc : KeywordInfo = { Section = section; Name = name; Default = None; Doc = doc }
+
+/// Every keyword of `[node]`, `[listen]`, `[defaults]`, `[persistence]`, `[health]`, `[stats]`, `[log]`,
+/// `[vrrp]` and `[cache]` with its default, written once. Each section's `all` lists its keywords in the
+/// order the docs and `lb config show` write them; `names` is what the loader accepts there.
+[<RequireQualifiedAccess>]
+module Keywords =
+    let private namesOf (all: KeywordInfo list) = all |> List.map (fun k -> k.Name)
+
+    /// `[node]`.
+    module Node =
+        [<CompiledName("NodeName")>]
+        let name = Keyword.string "node" "name" "lb" "this load balancer's name in logs, stats and VRRP (HAProxy `node lb1`)"
+        [<CompiledName("ReloadOnChange")>]
+        let reloadOnChange = Keyword.bool "node" "reload_on_change" false "also reload when the config file or a TLS file changes, not only on SIGHUP"
+        [<CompiledName("WarmUp")>]
+        let warmUp = Keyword.duration "node" "warm_up" TimeSpan.Zero "drive a private copy of the request path this long before listening (\"0s\": off)"
+        let all = [ name.Info; reloadOnChange.Info; warmUp.Info ]
+        let names = namesOf all
+
+    /// `[listen]`.
+    module Listen =
+        let http = Keyword.info "listen" "http" "the plain-HTTP listener, `host:port`"
+        let https = Keyword.info "listen" "https" "the https listener, `host:port` (needs `[tls]`)"
+        let plainHttp =
+            Keyword.custom
+                "listen"
+                "plain_http"
+                PlainHttpMode.RedirectToHttps
+                (fun mode ->
+                    TomlValue.String(
+                        match mode with
+                        | PlainHttpMode.RedirectToHttps -> "redirect"
+                        | PlainHttpMode.Proxy -> "proxy"
+                    ))
+                "\"redirect\" sends plain HTTP to https (Apache's port-80 vhost), \"proxy\" proxies it"
+        [<CompiledName("RedirectStatus")>]
+        let redirectStatus = Keyword.int "listen" "redirect_status" 302 "status of the http→https and /app→/app/ redirects (Apache's [R] is 302)"
+        let all = [ http; https; plainHttp.Info; redirectStatus.Info ]
+        let names = namesOf all
+
+    /// `[defaults]`: HAProxy's defaults section and global `maxconn`, `hard-stop-after`.
+    module Defaults =
+        [<CompiledName("Retries")>]
+        let retries = Keyword.int "defaults" "retries" 3 "connection attempts after the first (HAProxy `retries`)"
+        [<CompiledName("Redispatch")>]
+        let redispatch = Keyword.bool "defaults" "redispatch" true "a retry may go to another server (HAProxy `option redispatch`)"
+        [<CompiledName("TimeoutConnect")>]
+        let timeoutConnect = Keyword.duration "defaults" "timeout_connect" (TimeSpan.FromSeconds 5.0) "the longest wait for a server's connection (HAProxy `contimeout`)"
+        [<CompiledName("TimeoutClient")>]
+        let timeoutClient = Keyword.duration "defaults" "timeout_client" (TimeSpan.FromSeconds 50.0) "the longest silence of a client (HAProxy `clitimeout`)"
+        [<CompiledName("TimeoutServer")>]
+        let timeoutServer = Keyword.duration "defaults" "timeout_server" (TimeSpan.FromSeconds 50.0) "the longest silence of a server (HAProxy `srvtimeout`)"
+        [<CompiledName("MaxConn")>]
+        let maxConn = Keyword.int "defaults" "maxconn" 2000 "requests in flight across lb; the excess waits in a queue (HAProxy global `maxconn`)"
+        [<CompiledName("TimeoutQueue")>]
+        let timeoutQueue = Keyword.duration "defaults" "timeout_queue" (TimeSpan.FromSeconds 5.0) "the longest a queued request waits for a slot before 503 (HAProxy `timeout queue`)"
+        [<CompiledName("RetryOnTimeout")>]
+        let retryOnTimeout = Keyword.bool "defaults" "retry_on_timeout" false "resend an idempotent request without body after a server timeout (HAProxy `retry-on response-timeout`)"
+        [<CompiledName("TimeoutShutdown")>]
+        let timeoutShutdown = Keyword.duration "defaults" "timeout_shutdown" (TimeSpan.FromSeconds 30.0) "how long a stopping lb lets requests finish (HAProxy `hard-stop-after`)"
+        let all =
+            [ retries.Info; redispatch.Info; timeoutConnect.Info; timeoutClient.Info; timeoutServer.Info; maxConn.Info
+              timeoutQueue.Info; retryOnTimeout.Info; timeoutShutdown.Info ]
+        let names = namesOf all
+
+    /// `[persistence]` and an app's `persistence = { ... }`: HAProxy `cookie NAME insert indirect nocache`.
+    module Persistence =
+        [<CompiledName("Cookie")>]
+        let cookie =
+            Keyword.custom
+                "persistence"
+                "cookie"
+                (Some Cookies.DefaultName)
+                (fun name -> TomlValue.String(defaultArg name ""))
+                "the persistence cookie's name; \"\" turns persistence off"
+        [<CompiledName("Mode")>]
+        let mode =
+            Keyword.custom
+                "persistence"
+                "mode"
+                CookieValueMode.Named
+                (fun mode ->
+                    TomlValue.String(
+                        match mode with
+                        | CookieValueMode.Named -> "named"
+                        | CookieValueMode.Opaque -> "opaque"
+                    ))
+                "\"named\": the server's cookie value or name; \"opaque\": a digest that names no server"
+        [<CompiledName("MoveFirst")>]
+        let moveFirst = Keyword.bool "persistence" "move_first" false "pass the cookie on to the backend, moved first (the seed's legacy workaround)"
+        let all = [ cookie.Info; mode.Info; moveFirst.Info ]
+        let names = namesOf all
+
+    /// The version in the default health-check User-Agent.
+    [<Literal>]
+    let Version = "1.0"
+
+    /// `lb-healthcheck/<version>`: backends can leave checks out of their logs, as the seed's backends do.
+    [<Literal>]
+    let DefaultUserAgent = "lb-healthcheck/" + Version
+
+    /// `Lb.Rules.Health`'s, before `Keywords.Health` hides that name.
+    let private defaultExpected = Health.defaultExpected
+
+    /// `[health]` and an app's `health = { ... }`: HAProxy `option httpchk`, `check inter rise fall`.
+    module Health =
+        [<CompiledName("Enabled")>]
+        let enabled = Keyword.bool "health" "enabled" true "false runs no checks and counts every server up"
+        [<CompiledName("Method")>]
+        let method = Keyword.string "health" "method" "GET" "the check's request method"
+        [<CompiledName("Path")>]
+        let path = Keyword.string "health" "path" "/" "the check's request target"
+        let host = Keyword.info "health" "host" "the Host header of a check; absent sends the server's address"
+        [<CompiledName("Expect")>]
+        let expect =
+            Keyword.custom "health" "expect" defaultExpected (fun e -> TomlValue.String(string e)) "statuses that pass, like \"200-399\" or \"2xx,404\""
+        [<CompiledName("Interval")>]
+        let interval = Keyword.duration "health" "interval" (TimeSpan.FromSeconds 10.0) "the time between two checks of a server (HAProxy `inter`)"
+        [<CompiledName("Timeout")>]
+        let timeout = Keyword.duration "health" "timeout" (TimeSpan.FromSeconds 2.0) "the longest a check may take, capped at the interval when not written (HAProxy `timeout check`)"
+        [<CompiledName("Rise")>]
+        let rise = Keyword.int "health" "rise" 2 "consecutive successes to count a server up"
+        [<CompiledName("Fall")>]
+        let fall = Keyword.int "health" "fall" 2 "consecutive failures to count a server down"
+        [<CompiledName("Spread")>]
+        let spread = Keyword.int "health" "spread" 5 "percent of jitter on the interval (HAProxy `spread-checks`)"
+        [<CompiledName("UserAgent")>]
+        let userAgent = Keyword.string "health" "user_agent" DefaultUserAgent "the checks' User-Agent"
+        let all =
+            [ enabled.Info; method.Info; path.Info; host; expect.Info; interval.Info; timeout.Info; rise.Info; fall.Info
+              spread.Info; userAgent.Info ]
+        let names = namesOf all
+
+    /// `[stats]`: the stats listener.
+    module Stats =
+        [<CompiledName("Listen")>]
+        let listen =
+            Keyword.custom "stats" "listen" { Host = "127.0.0.1"; Port = 8000 } (fun e -> TomlValue.String(string e)) "the stats listener's address, loopback unless asked for"
+        [<CompiledName("Realm")>]
+        let realm = Keyword.string "stats" "realm" "lb stats" "the HTTP Basic realm the browser shows"
+        [<CompiledName("User")>]
+        let user = Keyword.string "stats" "user" "admin" "the HTTP Basic user name"
+        let passwordHash = Keyword.info "stats" "password_hash" "what `lb hash-password` prints (or password_file, exactly one)"
+        let passwordFile = Keyword.info "stats" "password_file" "a file holding the password_hash line, relative to the config file"
+        [<CompiledName("Refresh")>]
+        let refresh = Keyword.duration "stats" "refresh" (TimeSpan.FromSeconds 10.0) "how often the page reloads itself"
+        [<CompiledName("PinnedWindow")>]
+        let pinnedWindow = Keyword.duration "stats" "pinned_window" (TimeSpan.FromMinutes 5.0) "how long a client counts as pinned after its last request"
+        let all = [ listen.Info; realm.Info; user.Info; passwordHash; passwordFile; refresh.Info; pinnedWindow.Info ]
+        let names = namesOf all
+
+    /// `[log]`.
+    module Log =
+        [<CompiledName("Access")>]
+        let access =
+            Keyword.custom
+                "log"
+                "access"
+                AccessLogTarget.Stdout
+                (fun target ->
+                    TomlValue.String(
+                        match target with
+                        | AccessLogTarget.Stdout -> "stdout"
+                        | AccessLogTarget.Off -> "off"
+                        | AccessLogTarget.File path -> path
+                    ))
+                "\"stdout\", \"off\", or a file (relative to the config file) appended to"
+        let all = [ access.Info ]
+        let names = namesOf all
+
+    /// `[[vrrp.track_script]]`: keepalived's `vrrp_script`.
+    module TrackScript =
+        let command = Keyword.info "vrrp.track_script" "command" "the command to run through /bin/sh; exit 0 = success"
+        [<CompiledName("Interval")>]
+        let interval = Keyword.duration "vrrp.track_script" "interval" (TimeSpan.FromSeconds 2.0) "how often the command runs"
+        [<CompiledName("Weight")>]
+        let weight = Keyword.int "vrrp.track_script" "weight" 0 "added to the priority while it succeeds (> 0) or fails (< 0); 0: FAULT while it fails"
+        [<CompiledName("Rise")>]
+        let rise = Keyword.int "vrrp.track_script" "rise" 1 "consecutive successes to count it up"
+        [<CompiledName("Fall")>]
+        let fall = Keyword.int "vrrp.track_script" "fall" 1 "consecutive failures to count it down"
+        let all = [ command; interval.Info; weight.Info; rise.Info; fall.Info ]
+        let names = namesOf all
+
+    /// `[vrrp]`: keepalived's `vrrp_instance` (defaults as keepalived's where it has one).
+    module Vrrp =
+        let iface = Keyword.info "vrrp" "interface" "the interface that carries the VIP (required)"
+        let virtualRouterId = Keyword.info "vrrp" "virtual_router_id" "1 to 255, the same on both nodes, unique on the LAN (required; RFC 5798 §5.2.3)"
+        [<CompiledName("Priority")>]
+        let priority = Keyword.int "vrrp" "priority" 100 "1..255, the higher is master (RFC 5798 §5.2.4)"
+        [<CompiledName("AdvertInterval")>]
+        let advertInterval = Keyword.duration "vrrp" "advert_int" (TimeSpan.FromSeconds 1.0) "the advertisement interval (RFC 3768 §5.3.7, RFC 5798 §5.2.7)"
+        [<CompiledName("Version")>]
+        let version = Keyword.int "vrrp" "version" 3 "2 (RFC 3768) or 3 (RFC 5798)"
+        let virtualIps = Keyword.info "vrrp" "virtual_ips" "IPv4 addresses with prefix, like \"192.0.2.100/24\" (required)"
+        [<CompiledName("Preempt")>]
+        let preempt = Keyword.bool "vrrp" "preempt" true "a higher-priority backup takes over from a lower master (false: keepalived `nopreempt`)"
+        [<CompiledName("PreemptDelay")>]
+        let preemptDelay = Keyword.duration "vrrp" "preempt_delay" TimeSpan.Zero "delay before a preempting takeover (\"0s\": none)"
+        [<CompiledName("GarpMasterDelay")>]
+        let garpMasterDelay = Keyword.duration "vrrp" "garp_master_delay" (TimeSpan.FromSeconds 5.0) "delay before the second gratuitous-ARP burst after becoming master (\"0s\": none)"
+        [<CompiledName("GarpMasterRepeat")>]
+        let garpMasterRepeat = Keyword.int "vrrp" "garp_master_repeat" 5 "gratuitous ARPs per VIP in each burst"
+        [<CompiledName("GarpMasterRefresh")>]
+        let garpMasterRefresh = Keyword.duration "vrrp" "garp_master_refresh" TimeSpan.Zero "repeat a gratuitous-ARP burst this often while master (\"0s\": off)"
+        let unicastPeers = Keyword.strings "vrrp" "unicast_peers" "send adverts to these addresses instead of multicast"
+        let trackInterfaces = Keyword.strings "vrrp" "track_interfaces" "link down on any of these = FAULT"
+        /// `track_self = { weight = W }`: the weight of lb's own check.
+        [<CompiledName("TrackSelfWeight")>]
+        let trackSelfWeight = Keyword.int "vrrp.track_self" "weight" 2 "added to the priority while lb's listeners answer (> 0), or subtracted while they do not (< 0)"
+        /// `track_self = { weight = W }`, or `false` (None) for no self check.
+        [<CompiledName("TrackSelf")>]
+        let trackSelf =
+            Keyword.custom
+                "vrrp"
+                "track_self"
+                (Some trackSelfWeight.Default)
+                (fun weight ->
+                    match weight with
+                    | Some w -> TomlValue.Table [ "weight", TomlValue.Integer(int64 w) ]
+                    | None -> TomlValue.Boolean false)
+                "lb checks its own listeners, the seed's `killall -0 apache2` with its weight"
+        let trackScript = Keyword.info "vrrp" "track_script" "[[vrrp.track_script]] tables: keepalived's vrrp_script (none by default)"
+        let authPass = Keyword.info "vrrp" "auth_pass" "VRRPv2's simple password, 1 to 8 characters (version = 2 only)"
+        let all =
+            [ iface; virtualRouterId; priority.Info; advertInterval.Info; version.Info; virtualIps; preempt.Info; preemptDelay.Info
+              garpMasterDelay.Info; garpMasterRepeat.Info; garpMasterRefresh.Info; unicastPeers.Info; trackInterfaces.Info
+              trackSelf.Info; trackScript; authPass ]
+        let names = namesOf all
