@@ -253,7 +253,7 @@ module ConfigDsl =
               at [ "tls" ] "key" (str files.KeyFile)
               yield! files.ChainFile |> Option.map (fun c -> at [ "tls" ] "chain" (str c)) |> Option.toList ]
 
-    /// `[listen] redirect_status` (default `Found`, 302).
+    /// `[listen] redirect_status` (default `Found`: `Keywords.Listen.redirectStatus`).
     let redirectStatus (status: RedirectStatus) = siteSetting Keywords.Listen.redirectStatus (statusCode status)
 
     // [defaults]: names, values and defaults as `Keywords.Defaults` has them.
@@ -294,18 +294,16 @@ module ConfigDsl =
     /// `gigabytes 1`.
     let gigabytes (n: int) = int64 n <<< 30
 
-    let private size (bytes: int64) = str (CacheSection.formatSize bytes)
-
-    /// `[cache] memory`: the memory store's bound (default 256MB).
-    let cacheMemory (bytes: int64) = siteKey [ "cache" ] "memory" (size bytes)
-    /// `[cache] max_entry`: the largest body stored (default 1MB).
-    let cacheMaxEntry (bytes: int64) = siteKey [ "cache" ] "max_entry" (size bytes)
+    /// `[cache] memory`: the memory store's bound (default: `Keywords.Cache.memory`).
+    let cacheMemory (bytes: int64) = siteSetting Keywords.Cache.memory bytes
+    /// `[cache] max_entry`: the largest body stored (default: `Keywords.Cache.maxEntry`).
+    let cacheMaxEntry (bytes: int64) = siteSetting Keywords.Cache.maxEntry bytes
     /// `[cache] dir` and `disk`: a disk store in a folder (relative to the site's base folder) with its bound; the
     /// bound cannot be written without the folder.
     let cacheOnDisk (dir: string) (bytes: int64) =
-        SiteItem [ at [ "cache" ] "dir" (str dir); at [ "cache" ] "disk" (size bytes) ]
-    /// `[cache] x_cache_header` (default true).
-    let xCacheHeader (on: bool) = siteKey [ "cache" ] "x_cache_header" (TomlValue.Boolean on)
+        SiteItem [ at [ "cache" ] Keywords.Cache.dir.Name (str dir); at [ "cache" ] Keywords.Cache.disk.Name (Keywords.Cache.disk.Render bytes) ]
+    /// `[cache] x_cache_header` (default on).
+    let xCacheHeader (on: bool) = siteSetting Keywords.Cache.xCacheHeader on
 
     // ---- Persistence and health -------------------------------------------------------------------
 
@@ -405,7 +403,7 @@ module ConfigDsl =
     let trackSelf (weight: int) = vrrpSetting Keywords.Vrrp.trackSelf (Some weight)
     /// `track_self = false`.
     let noTrackSelf = vrrpSetting Keywords.Vrrp.trackSelf None
-    /// A track script with keepalived's defaults (`Keywords.TrackScript`: interval 2s, weight 0, rise 1, fall 1);
+    /// A track script with keepalived's defaults (`Keywords.TrackScript`);
     /// change them with `{ script "/bin/check" with Weight = 2 }`.
     let script (command: string) : TrackScriptConfig =
         { Command = command
@@ -422,7 +420,7 @@ module ConfigDsl =
     let server (name: string) (address: string) =
         { ServerName = name; ServerAddress = address; ServerWeight = None; ServerCookie = None; ServerMaxConn = None }
 
-    /// A server's `weight` (default 1).
+    /// A server's `weight` (default: `Keywords.Server.weight`).
     let weight (w: int) (s: ServerSpec) = { s with ServerWeight = Some w }
     /// A server's `cookie`: its persistence value (default: its name; refused with an opaque cookie).
     let cookieValue (value: string) (s: ServerSpec) = { s with ServerCookie = Some value }
@@ -441,11 +439,11 @@ module ConfigDsl =
                   yield! s.ServerMaxConn |> Option.map (fun m -> "maxconn", integer m) |> Option.toList ]
         )
 
-    /// `balance` (default RoundRobin).
-    let balance (algorithm: BalanceAlgorithm) = AppItem [ at [] "balance" (str (TomlRender.balanceWord algorithm)) ]
+    /// `balance` (default `RoundRobin`).
+    let balance (algorithm: BalanceAlgorithm) = AppItem [ at [] Keywords.App.balance.Name (Keywords.App.balance.Render algorithm) ]
 
-    /// `cache`: the app's GET/HEAD responses go through the shared cache (default false).
-    let cache (on: bool) = AppItem [ at [] "cache" (TomlValue.Boolean on) ]
+    /// `cache`: the app's GET/HEAD responses go through the shared cache (default off).
+    let cache (on: bool) = AppItem [ at [] Keywords.App.cache.Name (Keywords.App.cache.Render on) ]
 
     // ---- Rules ------------------------------------------------------------------------------------
 

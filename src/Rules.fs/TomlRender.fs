@@ -96,13 +96,6 @@ module TomlRender =
     /// A duration as config reads it (`ConfigReading.formatDuration`: `"10s"`, `"250ms"`).
     let duration (d: TimeSpan) = str (ConfigReading.formatDuration d)
 
-    /// The config word of a balance algorithm.
-    let balanceWord (balance: BalanceAlgorithm) =
-        match balance with
-        | BalanceAlgorithm.RoundRobin -> "roundrobin"
-        | BalanceAlgorithm.LeastConn -> "leastconn"
-        | BalanceAlgorithm.RandomTwoChoices -> "random"
-
     /// A key with its value, marked `# default` when it equals the built-in value.
     let private keyed (k: string) (v: TomlValue) (isDefault: bool) =
         TomlLine.Key(k, v, (if isDefault then Some "default" else None))
@@ -230,20 +223,20 @@ module TomlRender =
               | None -> () ] }
 
     let private cacheSection (c: CacheConfig) =
-        let x = CacheSection.defaultCache
-        let size (bytes: int64) = str (CacheSection.formatSize bytes)
+        let k = Keywords.Cache.maxEntry
         { Path = [ "cache" ]
           Comments = [ "Used by the apps with `cache = true`." ]
           Lines =
-            [ keyed "memory" (size c.MemoryBytes) (c.MemoryBytes = x.MemoryBytes)
-              keyed "max_entry" (size c.MaxEntryBytes) (c.MaxEntryBytes = min x.MaxEntryBytes c.MemoryBytes)
+            [ setting Keywords.Cache.memory c.MemoryBytes
+              // The default entry bound is capped at the memory bound (`CacheSection.parseCacheMaxEntry`).
+              keyed k.Name (k.Render c.MaxEntryBytes) (c.MaxEntryBytes = min k.Default c.MemoryBytes)
               match c.Dir with
               | Some dir ->
-                  keyed "dir" (str dir) false
-                  keyed "disk" (size c.DiskBytes) (c.DiskBytes = x.DiskBytes)
+                  keyed Keywords.Cache.dir.Name (str dir) false
+                  setting Keywords.Cache.disk c.DiskBytes
               // `disk` without `dir` is refused: the disk store is off, its bound is not written.
               | None -> TomlLine.Note "dir: none, entries are kept in memory only (default)"
-              keyed "x_cache_header" (bool c.XCacheHeader) (c.XCacheHeader = x.XCacheHeader) ] }
+              setting Keywords.Cache.xCacheHeader c.XCacheHeader ] }
 
     // ---- Rules ------------------------------------------------------------------------------------
 
@@ -310,7 +303,7 @@ module TomlRender =
         TomlValue.Table
             [ "name", str s.Name
               "address", str (string s.Address)
-              "weight", int s.Weight
+              Keywords.Server.weight.Name, Keywords.Server.weight.Render s.Weight
               // Only a Named value other than the name was configured; Opaque values are always derived.
               if app.Persistence.Mode = CookieValueMode.Named && s.CookieValue <> s.Name then "cookie", str s.CookieValue
               match s.MaxConn with
@@ -321,14 +314,14 @@ module TomlRender =
         { Path = [ "apps"; app.Name ]
           Comments = []
           Lines =
-            [ keyed "balance" (str (balanceWord app.Balance)) (app.Balance = BalanceAlgorithm.RoundRobin)
+            [ setting Keywords.App.balance app.Balance
               match overrides (persistenceLines app.Persistence) (persistenceLines persistence) with
               | [] -> ()
               | keys -> TomlLine.Key("persistence", TomlValue.Table keys, Some "over [persistence]")
               match overrides (healthLines app.Health) (healthLines health) with
               | [] -> ()
               | keys -> TomlLine.Key("health", TomlValue.Table keys, Some "over [health]")
-              keyed "cache" (bool app.Cache) (not app.Cache)
+              setting Keywords.App.cache app.Cache
               TomlLine.Key("servers", TomlValue.Array [ for s in app.Servers -> server app s ], None)
               if app.Rules.Length > 0 then rulesLine app.Rules ] }
 

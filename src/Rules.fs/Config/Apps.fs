@@ -57,7 +57,7 @@ module AppsSection =
     /// (HAProxy `server NAME ADDR weight W cookie V maxconn M`). The cookie value is resolved here with the
     /// app's persistence mode (`Cookies.cookieValueFor`).
     let parseServer errors (appName: string) (mode: CookieValueMode) (section: Section) : ServerConfig option =
-        rejectUnknownKeys errors section [ "name"; "address"; "weight"; "cookie"; "maxconn" ]
+        rejectUnknownKeys errors section Keywords.Server.names
         let name =
             match optString errors section "name" with
             | Some(n, at) when not (isValidServerName n) ->
@@ -77,7 +77,7 @@ module AppsSection =
                 if (tryGet section "address").IsNone then
                     addError errors (keyword section "address") section.Table.At "missing" "like address = \"10.0.0.11:8080\""
                 None
-        let weight = intInRange errors section "weight" 0 256 1
+        let weight = intInRange errors section Keywords.Server.weight.Name 0 256 Keywords.Server.weight.Default
         let cookie = parseServerCookie errors section mode
         let maxConn = parseServerMaxConn errors section
         match name, address with
@@ -127,19 +127,18 @@ module AppsSection =
 
     /// `[apps.NAME] balance`: `"roundrobin"` (default), `"leastconn"` or `"random"` (two choices).
     let parseBalance errors (app: Section) : BalanceAlgorithm =
-        let known = [ "roundrobin"; "leastconn"; "random" ]
-        match optString errors app "balance" with
-        | Some("roundrobin", _)
-        | None -> BalanceAlgorithm.RoundRobin
-        | Some("leastconn", _) -> BalanceAlgorithm.LeastConn
-        | Some("random", _) -> BalanceAlgorithm.RandomTwoChoices
-        | Some(other, at) ->
-            addError errors (keyword app "balance") at $"'{other}' is not a balance algorithm" (suggestion known other)
-            BalanceAlgorithm.RoundRobin
+        let k = Keywords.App.balance
+        match Keyword.optWord errors app k with
+        | None -> k.Default
+        | Some(Ok balance) -> balance
+        | Some(Error(other, at)) ->
+            addError errors (keyword app k.Name) at $"'{other}' is not a balance algorithm" (suggestion (Keyword.wordList k) other)
+            k.Default
 
     /// `[apps.NAME] cache`: true sends the app's GET/HEAD responses through the shared cache (`[cache]`);
     /// default false, as Apache's mod_cache caches nothing without `CacheEnable`.
-    let parseAppCache errors (app: Section) : bool = optBool errors app "cache" |> Option.defaultValue false
+    let parseAppCache errors (app: Section) : bool =
+        optBool errors app Keywords.App.cache.Name |> Option.defaultValue Keywords.App.cache.Default
 
     /// `[apps.NAME]`: one application reached as `/NAME/`, with its servers (HAProxy `backend NAME`). Its
     /// `persistence` and `health` tables override the global ones key by key.
@@ -151,7 +150,7 @@ module AppsSection =
         (persistence: PersistenceConfig)
         (health: HealthCheckConfig * TimeSpan option)
         : AppConfig option =
-        rejectUnknownKeys errors app [ "servers"; "balance"; "persistence"; "health"; "cache"; "rules" ]
+        rejectUnknownKeys errors app Keywords.App.names
         if not (isValidAppName name) then
             addError errors app.Path at $"'{name}' cannot be an app name" "an app name is one path segment: letters, digits, '-', '_', '.', '~'"
         let balance = parseBalance errors app

@@ -7,28 +7,7 @@ open ConfigReading
 /// `[cache]`: the shared HTTP cache (Apache's mod_cache, RFC 9111).
 [<RequireQualifiedAccess>]
 module CacheSection =
-    let private sizeUnits =
-        [ "B", 1L; "KB", 1L <<< 10; "KiB", 1L <<< 10; "MB", 1L <<< 20; "MiB", 1L <<< 20; "GB", 1L <<< 30; "GiB", 1L <<< 30
-          "TB", 1L <<< 40; "TiB", 1L <<< 40 ]
-
-    /// `"256MB"`, `"512KB"`, `"1GiB"`, `"4096B"`: a whole number and a unit; K, M, G and T are powers of 1024 (as
-    /// in nginx), with or without the `i`. A bare number is refused, like a bare duration.
-    let parseSize (text: string) : int64 option =
-        let text = text.Trim()
-        let digits = text |> Seq.takeWhile Char.IsAsciiDigit |> Seq.length
-        let unitName = text.Substring(digits).Trim()
-        match sizeUnits |> List.tryFind (fun (u, _) -> String.Equals(u, unitName, StringComparison.OrdinalIgnoreCase)) with
-        | Some(_, multiplier) when digits > 0 && digits <= 12 ->
-            let n = Int64.Parse(text.Substring(0, digits), CultureInfo.InvariantCulture)
-            if n <= Int64.MaxValue / multiplier then Some(n * multiplier) else None
-        | _ -> None
-
-    /// A size as config writes it (round trips through `parseSize`): the largest unit that divides it.
-    let formatSize (bytes: int64) =
-        [ "TB", 1L <<< 40; "GB", 1L <<< 30; "MB", 1L <<< 20; "KB", 1L <<< 10 ]
-        |> List.tryFind (fun (_, m) -> bytes >= m && bytes % m = 0L)
-        |> Option.map (fun (u, m) -> $"{bytes / m}{u}")
-        |> Option.defaultValue $"{bytes}B"
+    module K = Keywords.Cache
 
     let private size errors (section: Section) key (low: int64) (high: int64) (fallback: int64) : int64 =
         match optString errors section key with
@@ -44,26 +23,26 @@ module CacheSection =
         | None -> fallback
 
     let defaultCache =
-        { MemoryBytes = 256L <<< 20
-          MaxEntryBytes = 1L <<< 20
+        { MemoryBytes = K.memory.Default
+          MaxEntryBytes = K.maxEntry.Default
           Dir = None
-          DiskBytes = 1L <<< 30
-          XCacheHeader = true }
+          DiskBytes = K.disk.Default
+          XCacheHeader = K.xCacheHeader.Default }
 
     /// `[cache] memory`: the memory store's bound, 64KB to 64GB (default 256MB).
     let parseCacheMemory errors (cache: Section) : int64 =
-        size errors cache "memory" (64L <<< 10) (64L <<< 30) defaultCache.MemoryBytes
+        size errors cache K.memory.Name (64L <<< 10) (64L <<< 30) defaultCache.MemoryBytes
 
     /// `[cache] max_entry`: the largest body stored, 1KB up to `memory` (default 1MB, or `memory` if smaller).
     /// Rejects a value larger than `memory`: no such entry could ever be kept.
     let parseCacheMaxEntry errors (cache: Section) (memory: int64) : int64 =
-        size errors cache "max_entry" (1L <<< 10) memory (min defaultCache.MaxEntryBytes memory)
+        size errors cache K.maxEntry.Name (1L <<< 10) memory (min defaultCache.MaxEntryBytes memory)
 
     /// `[cache] dir`: the disk store's folder (relative to the config file), created at start. Rejects an empty value.
     let parseCacheDir errors (cache: Section) (baseDir: string) : string option =
-        match optString errors cache "dir" with
+        match optString errors cache K.dir.Name with
         | Some(path, at) when String.IsNullOrWhiteSpace path ->
-            addError errors (keyword cache "dir") at "empty" "a folder, like \"/var/cache/lb\"; leave dir out to keep entries in memory only"
+            addError errors (keyword cache K.dir.Name) at "empty" "a folder, like \"/var/cache/lb\"; leave dir out to keep entries in memory only"
             None
         | Some(path, _) -> Some(resolve baseDir path)
         | None -> None
@@ -71,22 +50,22 @@ module CacheSection =
     /// `[cache] disk`: the disk store's bound, 1MB to 16TB (default 1GB). Rejects it without `dir`, where it
     /// would be silently ignored.
     let parseCacheDisk errors (cache: Section) (dir: string option) : int64 =
-        match tryGet cache "disk", dir with
+        match tryGet cache K.disk.Name, dir with
         | Some(_, at, _), None ->
-            addError errors (keyword cache "disk") at "disk has no effect without dir" "add dir = \"/var/cache/lb\" or remove disk"
+            addError errors (keyword cache K.disk.Name) at "disk has no effect without dir" "add dir = \"/var/cache/lb\" or remove disk"
             defaultCache.DiskBytes
-        | _ -> size errors cache "disk" (1L <<< 20) (16L <<< 40) defaultCache.DiskBytes
+        | _ -> size errors cache K.disk.Name (1L <<< 20) (16L <<< 40) defaultCache.DiskBytes
 
     /// `[cache] x_cache_header`: add `X-Cache: HIT|MISS|REVALIDATED` to responses of cached apps (default true).
     let parseCacheXHeader errors (cache: Section) : bool =
-        optBool errors cache "x_cache_header" |> Option.defaultValue defaultCache.XCacheHeader
+        optBool errors cache K.xCacheHeader.Name |> Option.defaultValue defaultCache.XCacheHeader
 
     /// `[cache]`: the shared cache's stores and headers. Absent: the defaults (apps still opt in with `cache = true`).
     let parse (root: Section) (baseDir: string) : CacheConfig * ConfigError list =
         ownErrors <| fun errors ->
         match optTable errors root "cache" with
         | Some cache ->
-            rejectUnknownKeys errors cache [ "memory"; "max_entry"; "dir"; "disk"; "x_cache_header" ]
+            rejectUnknownKeys errors cache K.names
             let memory = parseCacheMemory errors cache
             let dir = parseCacheDir errors cache baseDir
             { MemoryBytes = memory

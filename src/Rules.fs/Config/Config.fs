@@ -30,8 +30,8 @@ module Config =
     let defaultLog = LogSection.defaultLog
     let isValidVirtualIp text = VrrpSection.isValidVirtualIp text
     let defaultCache = CacheSection.defaultCache
-    let parseSize text = CacheSection.parseSize text
-    let formatSize bytes = CacheSection.formatSize bytes
+    let parseSize text = ConfigReading.parseSize text
+    let formatSize bytes = ConfigReading.formatSize bytes
 
     /// Reads the whole file. `baseDir` resolves relative paths; file access is injected (`io`) so this stays pure.
     let parseTextWith (io: ConfigIo) (text: string) (baseDir: string) : Result<LbConfig, ConfigError list> =

@@ -19,7 +19,10 @@ type Keyword<'T> =
       Default: 'T
       Doc: string
       /// A value as the config file writes it (what the loader reads back to the same value).
-      Render: 'T -> TomlValue }
+      Render: 'T -> TomlValue
+      /// A keyword whose value is one of a few words: each value with its word, read and written by both
+      /// (`Keyword.word`). Empty for other keywords.
+      Words: ('T * string) list }
 
     /// The row of this keyword in the docs' table.
     member k.Info: KeywordInfo =
@@ -29,7 +32,7 @@ type Keyword<'T> =
 [<RequireQualifiedAccess>]
 module Keyword =
     let private make section name (fallback: 'T) (render: 'T -> TomlValue) doc : Keyword<'T> =
-        { Section = section; Name = name; Default = fallback; Doc = doc; Render = render }
+        { Section = section; Name = name; Default = fallback; Doc = doc; Render = render; Words = [] }
 
     let int section name (fallback: int) doc = make section name fallback (fun i -> TomlValue.Integer(int64 i)) doc
     let bool section name (fallback: bool) doc = make section name fallback TomlValue.Boolean doc
@@ -45,6 +48,28 @@ module Keyword =
 
     /// A value of its own kind: a word, a size, a table.
     let custom section name (fallback: 'T) (render: 'T -> TomlValue) doc = make section name fallback render doc
+
+    /// A value that is one of `words`, written as its word.
+    let word section name (fallback: 'T) (words: ('T * string) list) doc : Keyword<'T> =
+        let render value =
+            words |> List.tryFind (fun (v, _) -> v = value) |> Option.map snd |> Option.defaultValue "" |> TomlValue.String
+        { make section name fallback render doc with Words = words }
+
+    /// The value a word names, if it is one of the keyword's words (case-sensitive, as TOML keys).
+    let read (k: Keyword<'T>) (word: string) : 'T option =
+        k.Words |> List.tryFind (fun (_, w) -> w = word) |> Option.map fst
+
+    /// The keyword's word as `section` writes it: Ok with its value, Error with a word it does not know and where
+    /// it stands (the caller reports it), None when the key is absent.
+    let optWord errors (section: ConfigReading.Section) (k: Keyword<'T>) : Result<'T, string * Position> option =
+        ConfigReading.optString errors section k.Name
+        |> Option.map (fun (word, at) ->
+            match read k word with
+            | Some value -> Ok value
+            | None -> Error(word, at))
+
+    /// The keyword's words, for a hint: `"roundrobin", "leastconn" or "random"`.
+    let wordList (k: Keyword<'T>) : string list = k.Words |> List.map snd
 
     /// A keyword without a default value: required, or its absence means something of its own (said in `doc`).
     let info section name doc : KeywordInfo = { Section = section; Name = name; Default = None; Doc = doc }
@@ -71,17 +96,9 @@ module Keywords =
     module Listen =
         let http = Keyword.info "listen" "http" "the plain-HTTP listener, `host:port`"
         let https = Keyword.info "listen" "https" "the https listener, `host:port` (needs `[tls]`)"
+        [<CompiledName("PlainHttp")>]
         let plainHttp =
-            Keyword.custom
-                "listen"
-                "plain_http"
-                PlainHttpMode.RedirectToHttps
-                (fun mode ->
-                    TomlValue.String(
-                        match mode with
-                        | PlainHttpMode.RedirectToHttps -> "redirect"
-                        | PlainHttpMode.Proxy -> "proxy"
-                    ))
+            Keyword.word "listen" "plain_http" PlainHttpMode.RedirectToHttps [ PlainHttpMode.RedirectToHttps, "redirect"; PlainHttpMode.Proxy, "proxy" ]
                 "\"redirect\" sends plain HTTP to https (Apache's port-80 vhost), \"proxy\" proxies it"
         [<CompiledName("RedirectStatus")>]
         let redirectStatus = Keyword.int "listen" "redirect_status" 302 "status of the http→https and /app→/app/ redirects (Apache's [R] is 302)"
@@ -125,16 +142,7 @@ module Keywords =
                 "the persistence cookie's name; \"\" turns persistence off"
         [<CompiledName("Mode")>]
         let mode =
-            Keyword.custom
-                "persistence"
-                "mode"
-                CookieValueMode.Named
-                (fun mode ->
-                    TomlValue.String(
-                        match mode with
-                        | CookieValueMode.Named -> "named"
-                        | CookieValueMode.Opaque -> "opaque"
-                    ))
+            Keyword.word "persistence" "mode" CookieValueMode.Named [ CookieValueMode.Named, "named"; CookieValueMode.Opaque, "opaque" ]
                 "\"named\": the server's cookie value or name; \"opaque\": a digest that names no server"
         [<CompiledName("MoveFirst")>]
         let moveFirst = Keyword.bool "persistence" "move_first" false "pass the cookie on to the backend, moved first (the seed's legacy workaround)"
@@ -276,4 +284,53 @@ module Keywords =
             [ iface; virtualRouterId; priority.Info; advertInterval.Info; version.Info; virtualIps; preempt.Info; preemptDelay.Info
               garpMasterDelay.Info; garpMasterRepeat.Info; garpMasterRefresh.Info; unicastPeers.Info; trackInterfaces.Info
               trackSelf.Info; trackScript; authPass ]
+        let names = namesOf all
+
+    /// `[apps.NAME]`: one application (HAProxy `backend NAME`).
+    module App =
+        let servers = Keyword.info "apps.NAME" "servers" "the app's servers, an array of inline tables (at least one)"
+        [<CompiledName("Balance")>]
+        let balance =
+            Keyword.word
+                "apps.NAME"
+                "balance"
+                BalanceAlgorithm.RoundRobin
+                [ BalanceAlgorithm.RoundRobin, "roundrobin"
+                  BalanceAlgorithm.LeastConn, "leastconn"
+                  BalanceAlgorithm.RandomTwoChoices, "random" ]
+                "how a new client's server is picked: \"roundrobin\", \"leastconn\" or \"random\" (two choices)"
+        let persistence = Keyword.info "apps.NAME" "persistence" "overrides [persistence] key by key"
+        let health = Keyword.info "apps.NAME" "health" "overrides [health] key by key"
+        [<CompiledName("Cache")>]
+        let cache = Keyword.bool "apps.NAME" "cache" false "the app's GET/HEAD responses go through the shared cache ([cache])"
+        let rules = Keyword.info "apps.NAME" "rules" "[[apps.NAME.rules]]: read after the global rules, for this app's requests"
+        let all = [ servers; balance.Info; persistence; health; cache.Info; rules ]
+        let names = namesOf all
+
+    /// One of `servers = [ { ... } ]` (HAProxy `server NAME ADDR weight W cookie V maxconn M`).
+    module Server =
+        let name = Keyword.info "apps.NAME.servers" "name" "the server's name, unique in the app (required)"
+        let address = Keyword.info "apps.NAME.servers" "address" "host:port of the backend (required)"
+        [<CompiledName("Weight")>]
+        let weight = Keyword.int "apps.NAME.servers" "weight" 1 "share of new clients; 0 takes no new client but keeps its pinned ones"
+        let cookie = Keyword.info "apps.NAME.servers" "cookie" "the persistence value naming the server (default: its name)"
+        let maxConn = Keyword.info "apps.NAME.servers" "maxconn" "requests in flight to this server (default: only the global limit)"
+        let all = [ name; address; weight.Info; cookie; maxConn ]
+        let names = namesOf all
+
+    /// `[cache]`: the shared HTTP cache (Apache's mod_cache, RFC 9111).
+    module Cache =
+        let private size section name (fallback: int64) doc =
+            Keyword.custom section name fallback (fun bytes -> TomlValue.String(ConfigReading.formatSize bytes)) doc
+        [<CompiledName("Memory")>]
+        let memory = size "cache" "memory" (256L <<< 20) "the most bytes the memory store holds"
+        /// Its default is capped at `memory` when that is smaller (`CacheSection.parseCacheMaxEntry`).
+        [<CompiledName("MaxEntry")>]
+        let maxEntry = size "cache" "max_entry" (1L <<< 20) "a response with a larger body is not stored (Apache `CacheMaxFileSize`)"
+        let dir = Keyword.info "cache" "dir" "a folder for the disk store, which survives a restart (default: memory only)"
+        [<CompiledName("Disk")>]
+        let disk = size "cache" "disk" (1L <<< 30) "the most bytes the disk store holds (needs dir)"
+        [<CompiledName("XCacheHeader")>]
+        let xCacheHeader = Keyword.bool "cache" "x_cache_header" true "add X-Cache: HIT|MISS|REVALIDATED to responses of cached apps"
+        let all = [ memory.Info; maxEntry.Info; dir; disk.Info; xCacheHeader.Info ]
         let names = namesOf all

@@ -10,11 +10,10 @@ module ListenSection =
 
     /// `[listen] plain_http`: "redirect" (Apache's port-80 vhost) or "proxy" (TLS ends before lb).
     let parsePlainHttpMode errors (listen: Section) =
-        match optString errors listen K.plainHttp.Name with
-        | Some("redirect", _)
+        match Keyword.optWord errors listen K.plainHttp with
         | None -> K.plainHttp.Default
-        | Some("proxy", _) -> PlainHttpMode.Proxy
-        | Some(other, at) ->
+        | Some(Ok mode) -> mode
+        | Some(Error(other, at)) ->
             addError errors (keyword listen K.plainHttp.Name) at $"'{other}' is not a mode" "use \"redirect\" or \"proxy\""
             K.plainHttp.Default
 

@@ -41,10 +41,9 @@ module PersistenceSection =
     /// `persistence.mode`: `"named"` (the server's `cookie` value, else its name) or `"opaque"` (a digest that
     /// shows no name and is identical on every node with the same config).
     let parsePersistenceMode errors (section: Section) (fallback: CookieValueMode) : CookieValueMode =
-        match optString errors section K.mode.Name with
-        | Some("named", _) -> CookieValueMode.Named
-        | Some("opaque", _) -> CookieValueMode.Opaque
-        | Some(other, at) ->
+        match Keyword.optWord errors section K.mode with
+        | Some(Ok mode) -> mode
+        | Some(Error(other, at)) ->
             addError errors (keyword section K.mode.Name) at $"'{other}' is not a persistence mode" "use \"named\" or \"opaque\""
             fallback
         | None -> fallback

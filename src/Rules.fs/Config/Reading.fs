@@ -124,6 +124,29 @@ module ConfigReading =
         if ms >= 1000.0 && ms % 1000.0 = 0.0 then (ms / 1000.0).ToString("R", CultureInfo.InvariantCulture) + "s"
         else ms.ToString("R", CultureInfo.InvariantCulture) + "ms"
 
+    let private sizeUnits =
+        [ "B", 1L; "KB", 1L <<< 10; "KiB", 1L <<< 10; "MB", 1L <<< 20; "MiB", 1L <<< 20; "GB", 1L <<< 30; "GiB", 1L <<< 30
+          "TB", 1L <<< 40; "TiB", 1L <<< 40 ]
+
+    /// `"256MB"`, `"512KB"`, `"1GiB"`, `"4096B"`: a whole number and a unit; K, M, G and T are powers of 1024 (as
+    /// in nginx), with or without the `i`. A bare number is refused, like a bare duration.
+    let parseSize (text: string) : int64 option =
+        let text = text.Trim()
+        let digits = text |> Seq.takeWhile Char.IsAsciiDigit |> Seq.length
+        let unitName = text.Substring(digits).Trim()
+        match sizeUnits |> List.tryFind (fun (u, _) -> String.Equals(u, unitName, StringComparison.OrdinalIgnoreCase)) with
+        | Some(_, multiplier) when digits > 0 && digits <= 12 ->
+            let n = Int64.Parse(text.Substring(0, digits), CultureInfo.InvariantCulture)
+            if n <= Int64.MaxValue / multiplier then Some(n * multiplier) else None
+        | _ -> None
+
+    /// A size as config writes it (round trips through `parseSize`): the largest unit that divides it.
+    let formatSize (bytes: int64) =
+        [ "TB", 1L <<< 40; "GB", 1L <<< 30; "MB", 1L <<< 20; "KB", 1L <<< 10 ]
+        |> List.tryFind (fun (_, m) -> bytes >= m && bytes % m = 0L)
+        |> Option.map (fun (u, m) -> $"{bytes / m}{u}")
+        |> Option.defaultValue $"{bytes}B"
+
     let private readDuration errors section key (fallback: TimeSpan) (zeroIsOff: bool) =
         match tryGet section key with
         | Some(_, _, TString(s, at)) ->
