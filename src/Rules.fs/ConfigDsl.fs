@@ -236,11 +236,13 @@ module ConfigDsl =
     let warmUp (d: TimeSpan) = siteSetting Keywords.Node.warmUp d
 
     /// `[listen] http`: the plain-HTTP listener, redirecting to https (Apache's port-80 vhost).
-    let http (address: string) = siteKey [ "listen" ] "http" (str address)
+    let http (address: string) = siteKey [ "listen" ] Keywords.Listen.http.Name (str address)
 
     /// `[listen] http` with `plain_http = "proxy"`: plain HTTP proxied like https (TLS ends in front of lb).
     let httpProxied (address: string) =
-        SiteItem [ at [ "listen" ] "http" (str address); at [ "listen" ] "plain_http" (str "proxy") ]
+        SiteItem
+            [ at [ "listen" ] Keywords.Listen.http.Name (str address)
+              at [ "listen" ] Keywords.Listen.plainHttp.Name (Keywords.Listen.plainHttp.Render PlainHttpMode.Proxy) ]
 
     /// PEM certificate and key, relative to the site's base folder; `{ tls c k with ChainFile = Some f }` adds a chain.
     let tls (cert: string) (key: string) = { CertFile = cert; KeyFile = key; ChainFile = None }
@@ -248,10 +250,10 @@ module ConfigDsl =
     /// `[listen] https` with its `[tls]` files: an https listener cannot be written without them.
     let https (address: string) (files: TlsFiles) =
         SiteItem
-            [ at [ "listen" ] "https" (str address)
-              at [ "tls" ] "cert" (str files.CertFile)
-              at [ "tls" ] "key" (str files.KeyFile)
-              yield! files.ChainFile |> Option.map (fun c -> at [ "tls" ] "chain" (str c)) |> Option.toList ]
+            [ at [ "listen" ] Keywords.Listen.https.Name (str address)
+              at [ "tls" ] Keywords.Tls.cert.Name (str files.CertFile)
+              at [ "tls" ] Keywords.Tls.key.Name (str files.KeyFile)
+              yield! files.ChainFile |> Option.map (fun c -> at [ "tls" ] Keywords.Tls.chain.Name (str c)) |> Option.toList ]
 
     /// `[listen] redirect_status` (default `Found`: `Keywords.Listen.redirectStatus`).
     let redirectStatus (status: RedirectStatus) = siteSetting Keywords.Listen.redirectStatus (statusCode status)

@@ -129,10 +129,10 @@ module TomlRender =
         { Path = [ "tls" ]
           Comments = []
           Lines =
-            [ keyed "cert" (str tls.Cert) false
-              keyed "key" (str tls.Key) false
+            [ keyed Keywords.Tls.cert.Name (str tls.Cert) false
+              keyed Keywords.Tls.key.Name (str tls.Key) false
               match tls.Chain with
-              | Some chain -> keyed "chain" (str chain) false
+              | Some chain -> keyed Keywords.Tls.chain.Name (str chain) false
               | None -> TomlLine.Note "chain: none (default)" ] }
 
     let private defaultsSection (d: DefaultsConfig) =

@@ -11,6 +11,7 @@ let private docs = IO.File.ReadAllLines(IO.Path.Combine(Reliability.repositoryRo
 let private tables =
     [ "## [node]", Keywords.Node.all
       "## [listen]", Keywords.Listen.all
+      "## [tls]", Keywords.Tls.all
       "## [defaults]", Keywords.Defaults.all
       "## [persistence]", Keywords.Persistence.all
       "## [health]", Keywords.Health.all

@@ -74,8 +74,9 @@ module Keyword =
     /// A keyword without a default value: required, or its absence means something of its own (said in `doc`).
     let info section name doc : KeywordInfo = { Section = section; Name = name; Default = None; Doc = doc }
 
-/// Every keyword of `[node]`, `[listen]`, `[defaults]`, `[persistence]`, `[health]`, `[stats]`, `[log]`,
-/// `[vrrp]` and `[cache]` with its default, written once. Each section's `all` lists its keywords in the
+/// Every keyword of `[node]`, `[listen]`, `[tls]`, `[defaults]`, `[persistence]`, `[health]`, `[apps.NAME]` and its
+/// servers, `[stats]`, `[log]`, `[cache]`, `[vrrp]` and `[[vrrp.track_script]]` with its default, written once
+/// (`[errors]` keys are statuses, `[[rules]]` keys are in `RulesSection`). Each section's `all` lists its keywords in the
 /// order the docs and `lb config show` write them; `names` is what the loader accepts there.
 [<RequireQualifiedAccess>]
 module Keywords =
@@ -103,6 +104,14 @@ module Keywords =
         [<CompiledName("RedirectStatus")>]
         let redirectStatus = Keyword.int "listen" "redirect_status" 302 "status of the http→https and /app→/app/ redirects (Apache's [R] is 302)"
         let all = [ http; https; plainHttp.Info; redirectStatus.Info ]
+        let names = namesOf all
+
+    /// `[tls]`: PEM files, relative to the config file (Apache `SSLCertificateFile`, `...KeyFile`, `...ChainFile`).
+    module Tls =
+        let cert = Keyword.info "tls" "cert" "the PEM server certificate (required with an https listener)"
+        let key = Keyword.info "tls" "key" "the PEM private key of cert (required)"
+        let chain = Keyword.info "tls" "chain" "PEM intermediates, sent after the certificate (default: none)"
+        let all = [ cert; key; chain ]
         let names = namesOf all
 
     /// `[defaults]`: HAProxy's defaults section and global `maxconn`, `hard-stop-after`.

@@ -1,6 +1,5 @@
 namespace Lb.Rules
 
-open System
 open ConfigReading
 
 /// `[listen]`: the http and https listeners.

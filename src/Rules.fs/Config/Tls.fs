@@ -1,6 +1,5 @@
 namespace Lb.Rules
 
-open System
 open ConfigReading
 
 /// `[tls]`: the PEM files of the https listener.
@@ -25,11 +24,11 @@ module TlsSection =
         ownErrors <| fun errors ->
         match optTable errors root "tls" with
         | Some tls ->
-            rejectUnknownKeys errors tls [ "cert"; "key"; "chain" ]
+            rejectUnknownKeys errors tls Keywords.Tls.names
             let before = errors.Count
-            let cert = pemFile errors tls "cert" baseDir io.FileExists true
-            let key = pemFile errors tls "key" baseDir io.FileExists true
-            let chain = pemFile errors tls "chain" baseDir io.FileExists false
+            let cert = pemFile errors tls Keywords.Tls.cert.Name baseDir io.FileExists true
+            let key = pemFile errors tls Keywords.Tls.key.Name baseDir io.FileExists true
+            let chain = pemFile errors tls Keywords.Tls.chain.Name baseDir io.FileExists false
             match cert, key with
             | Some c, Some k ->
                 let config = { Cert = c; Key = k; Chain = chain }
