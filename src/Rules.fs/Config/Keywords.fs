@@ -76,7 +76,9 @@ module Keyword =
 
 /// Every keyword of `[node]`, `[listen]`, `[tls]`, `[defaults]`, `[persistence]`, `[health]`, `[apps.NAME]` and its
 /// servers, `[stats]`, `[log]`, `[cache]`, `[vrrp]` and `[[vrrp.track_script]]` with its default, written once
-/// (`[errors]` keys are statuses, `[[rules]]` keys are in `RulesSection`). Each section's `all` lists its keywords in the
+/// (`[errors]` keys are statuses, `[[rules]]` keys are in `RulesSection`).
+/// C# reads a keyword by its PascalCase name (`Keywords.Stats.PinnedWindow.Default`); `all` and `names` are F#
+/// lists for the loader, `lb config show` and the tests. Each section's `all` lists its keywords in the
 /// order the docs and `lb config show` write them; `names` is what the loader accepts there.
 [<RequireQualifiedAccess>]
 module Keywords =
@@ -84,7 +86,7 @@ module Keywords =
 
     /// `[node]`.
     module Node =
-        [<CompiledName("NodeName")>]
+        [<CompiledName("Name")>]
         let name = Keyword.string "node" "name" "lb" "this load balancer's name in logs, stats and VRRP (HAProxy `node lb1`)"
         [<CompiledName("ReloadOnChange")>]
         let reloadOnChange = Keyword.bool "node" "reload_on_change" false "also reload when the config file or a TLS file changes, not only on SIGHUP"
@@ -95,7 +97,9 @@ module Keywords =
 
     /// `[listen]`.
     module Listen =
+        [<CompiledName("Http")>]
         let http = Keyword.info "listen" "http" "the plain-HTTP listener, `host:port`"
+        [<CompiledName("Https")>]
         let https = Keyword.info "listen" "https" "the https listener, `host:port` (needs `[tls]`)"
         [<CompiledName("PlainHttp")>]
         let plainHttp =
@@ -108,8 +112,11 @@ module Keywords =
 
     /// `[tls]`: PEM files, relative to the config file (Apache `SSLCertificateFile`, `...KeyFile`, `...ChainFile`).
     module Tls =
+        [<CompiledName("Cert")>]
         let cert = Keyword.info "tls" "cert" "the PEM server certificate (required with an https listener)"
+        [<CompiledName("Key")>]
         let key = Keyword.info "tls" "key" "the PEM private key of cert (required)"
+        [<CompiledName("Chain")>]
         let chain = Keyword.info "tls" "chain" "PEM intermediates, sent after the certificate (default: none)"
         let all = [ cert; key; chain ]
         let names = namesOf all
@@ -177,6 +184,7 @@ module Keywords =
         let method = Keyword.string "health" "method" "GET" "the check's request method"
         [<CompiledName("Path")>]
         let path = Keyword.string "health" "path" "/" "the check's request target"
+        [<CompiledName("Host")>]
         let host = Keyword.info "health" "host" "the Host header of a check; absent sends the server's address"
         [<CompiledName("Expect")>]
         let expect =
@@ -207,7 +215,9 @@ module Keywords =
         let realm = Keyword.string "stats" "realm" "lb stats" "the HTTP Basic realm the browser shows"
         [<CompiledName("User")>]
         let user = Keyword.string "stats" "user" "admin" "the HTTP Basic user name"
+        [<CompiledName("PasswordHash")>]
         let passwordHash = Keyword.info "stats" "password_hash" "what `lb hash-password` prints (or password_file, exactly one)"
+        [<CompiledName("PasswordFile")>]
         let passwordFile = Keyword.info "stats" "password_file" "a file holding the password_hash line, relative to the config file"
         [<CompiledName("Refresh")>]
         let refresh = Keyword.duration "stats" "refresh" (TimeSpan.FromSeconds 10.0) "how often the page reloads itself"
@@ -237,6 +247,7 @@ module Keywords =
 
     /// `[[vrrp.track_script]]`: keepalived's `vrrp_script`.
     module TrackScript =
+        [<CompiledName("Command")>]
         let command = Keyword.info "vrrp.track_script" "command" "the command to run through /bin/sh; exit 0 = success"
         [<CompiledName("Interval")>]
         let interval = Keyword.duration "vrrp.track_script" "interval" (TimeSpan.FromSeconds 2.0) "how often the command runs"
@@ -251,7 +262,9 @@ module Keywords =
 
     /// `[vrrp]`: keepalived's `vrrp_instance` (defaults as keepalived's where it has one).
     module Vrrp =
+        [<CompiledName("Interface")>]
         let iface = Keyword.info "vrrp" "interface" "the interface that carries the VIP (required)"
+        [<CompiledName("VirtualRouterId")>]
         let virtualRouterId = Keyword.info "vrrp" "virtual_router_id" "1 to 255, the same on both nodes, unique on the LAN (required; RFC 5798 §5.2.3)"
         [<CompiledName("Priority")>]
         let priority = Keyword.int "vrrp" "priority" 100 "1..255, the higher is master (RFC 5798 §5.2.4)"
@@ -259,6 +272,7 @@ module Keywords =
         let advertInterval = Keyword.duration "vrrp" "advert_int" (TimeSpan.FromSeconds 1.0) "the advertisement interval (RFC 3768 §5.3.7, RFC 5798 §5.2.7)"
         [<CompiledName("Version")>]
         let version = Keyword.int "vrrp" "version" 3 "2 (RFC 3768) or 3 (RFC 5798)"
+        [<CompiledName("VirtualIps")>]
         let virtualIps = Keyword.info "vrrp" "virtual_ips" "IPv4 addresses with prefix, like \"192.0.2.100/24\" (required)"
         [<CompiledName("Preempt")>]
         let preempt = Keyword.bool "vrrp" "preempt" true "a higher-priority backup takes over from a lower master (false: keepalived `nopreempt`)"
@@ -270,7 +284,9 @@ module Keywords =
         let garpMasterRepeat = Keyword.int "vrrp" "garp_master_repeat" 5 "gratuitous ARPs per VIP in each burst"
         [<CompiledName("GarpMasterRefresh")>]
         let garpMasterRefresh = Keyword.duration "vrrp" "garp_master_refresh" TimeSpan.Zero "repeat a gratuitous-ARP burst this often while master (\"0s\": off)"
+        [<CompiledName("UnicastPeers")>]
         let unicastPeers = Keyword.strings "vrrp" "unicast_peers" "send adverts to these addresses instead of multicast"
+        [<CompiledName("TrackInterfaces")>]
         let trackInterfaces = Keyword.strings "vrrp" "track_interfaces" "link down on any of these = FAULT"
         /// `track_self = { weight = W }`: the weight of lb's own check.
         [<CompiledName("TrackSelfWeight")>]
@@ -287,7 +303,9 @@ module Keywords =
                     | Some w -> TomlValue.Table [ "weight", TomlValue.Integer(int64 w) ]
                     | None -> TomlValue.Boolean false)
                 "lb checks its own listeners, the seed's `killall -0 apache2` with its weight"
+        [<CompiledName("TrackScript")>]
         let trackScript = Keyword.info "vrrp" "track_script" "[[vrrp.track_script]] tables: keepalived's vrrp_script (none by default)"
+        [<CompiledName("AuthPass")>]
         let authPass = Keyword.info "vrrp" "auth_pass" "VRRPv2's simple password, 1 to 8 characters (version = 2 only)"
         let all =
             [ iface; virtualRouterId; priority.Info; advertInterval.Info; version.Info; virtualIps; preempt.Info; preemptDelay.Info
@@ -297,6 +315,7 @@ module Keywords =
 
     /// `[apps.NAME]`: one application (HAProxy `backend NAME`).
     module App =
+        [<CompiledName("Servers")>]
         let servers = Keyword.info "apps.NAME" "servers" "the app's servers, an array of inline tables (at least one)"
         [<CompiledName("Balance")>]
         let balance =
@@ -308,21 +327,28 @@ module Keywords =
                   BalanceAlgorithm.LeastConn, "leastconn"
                   BalanceAlgorithm.RandomTwoChoices, "random" ]
                 "how a new client's server is picked: \"roundrobin\", \"leastconn\" or \"random\" (two choices)"
+        [<CompiledName("Persistence")>]
         let persistence = Keyword.info "apps.NAME" "persistence" "overrides [persistence] key by key"
+        [<CompiledName("Health")>]
         let health = Keyword.info "apps.NAME" "health" "overrides [health] key by key"
         [<CompiledName("Cache")>]
         let cache = Keyword.bool "apps.NAME" "cache" false "the app's GET/HEAD responses go through the shared cache ([cache])"
+        [<CompiledName("Rules")>]
         let rules = Keyword.info "apps.NAME" "rules" "[[apps.NAME.rules]]: read after the global rules, for this app's requests"
         let all = [ servers; balance.Info; persistence; health; cache.Info; rules ]
         let names = namesOf all
 
     /// One of `servers = [ { ... } ]` (HAProxy `server NAME ADDR weight W cookie V maxconn M`).
     module Server =
+        [<CompiledName("Name")>]
         let name = Keyword.info "apps.NAME.servers" "name" "the server's name, unique in the app (required)"
+        [<CompiledName("Address")>]
         let address = Keyword.info "apps.NAME.servers" "address" "host:port of the backend (required)"
         [<CompiledName("Weight")>]
         let weight = Keyword.int "apps.NAME.servers" "weight" 1 "share of new clients; 0 takes no new client but keeps its pinned ones"
+        [<CompiledName("Cookie")>]
         let cookie = Keyword.info "apps.NAME.servers" "cookie" "the persistence value naming the server (default: its name)"
+        [<CompiledName("MaxConn")>]
         let maxConn = Keyword.info "apps.NAME.servers" "maxconn" "requests in flight to this server (default: only the global limit)"
         let all = [ name; address; weight.Info; cookie; maxConn ]
         let names = namesOf all
@@ -336,6 +362,7 @@ module Keywords =
         /// Its default is capped at `memory` when that is smaller (`CacheSection.parseCacheMaxEntry`).
         [<CompiledName("MaxEntry")>]
         let maxEntry = size "cache" "max_entry" (1L <<< 20) "a response with a larger body is not stored (Apache `CacheMaxFileSize`)"
+        [<CompiledName("Dir")>]
         let dir = Keyword.info "cache" "dir" "a folder for the disk store, which survives a restart (default: memory only)"
         [<CompiledName("Disk")>]
         let disk = size "cache" "disk" (1L <<< 30) "the most bytes the disk store holds (needs dir)"
