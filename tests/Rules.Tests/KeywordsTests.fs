@@ -117,3 +117,13 @@ let ``a key that is not in the table is refused with the table's nearest name`` 
         Assert.Equal("defaults.retriez", e.Keyword)
         Assert.Equal($"did you mean '{Keywords.Defaults.retries.Name}'?", e.Hint)
     | other -> failwithf "%A" other
+
+[<Fact>]
+let ``a word a keyword does not know is refused with the table's words as the hint`` () =
+    let hintOf (text: string) =
+        match Config.parseText text "/etc/lb" (fun _ -> true) with
+        | Error [ e ] -> e.Keyword, e.Hint
+        | other -> failwithf "%A" other
+    Assert.Equal(("persistence.mode", "use \"named\" or \"opaque\""), hintOf (minimal + "[persistence]\nmode = \"hidden\"\n"))
+    Assert.Equal(("apps.b.balance", "did you mean 'leastconn'?"), hintOf (minimal + "[apps.b]\nbalance = \"leastcon\"\nservers = [ { name = \"s\", address = \"10.0.0.2:80\" } ]\n"))
+    Assert.Equal(("listen.plain_http", "use \"redirect\" or \"proxy\""), hintOf (minimal.Replace("[listen]\n", "[listen]\nplain_http = \"tunnel\"\n")))

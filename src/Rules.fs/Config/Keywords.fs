@@ -71,6 +71,13 @@ module Keyword =
     /// The keyword's words, for a hint: `"roundrobin", "leastconn" or "random"`.
     let wordList (k: Keyword<'T>) : string list = k.Words |> List.map snd
 
+    /// The hint for a word the keyword does not know: `use "named" or "opaque"`.
+    let wordHint (k: Keyword<'T>) : string =
+        match wordList k |> List.map (fun w -> $"\"{w}\"") |> List.rev with
+        | [] -> ""
+        | [ one ] -> $"use {one}"
+        | last :: others -> "use " + String.Join(", ", List.rev others) + " or " + last
+
     /// A keyword without a default value: required, or its absence means something of its own (said in `doc`).
     let info section name doc : KeywordInfo = { Section = section; Name = name; Default = None; Doc = doc }
 

@@ -13,7 +13,7 @@ module ListenSection =
         | None -> K.plainHttp.Default
         | Some(Ok mode) -> mode
         | Some(Error(other, at)) ->
-            addError errors (keyword listen K.plainHttp.Name) at $"'{other}' is not a mode" "use \"redirect\" or \"proxy\""
+            addError errors (keyword listen K.plainHttp.Name) at $"'{other}' is not a mode" (Keyword.wordHint K.plainHttp)
             K.plainHttp.Default
 
     /// `[listen] redirect_status`: 301, 302 (default, as Apache's `[R]`), 303, 307 or 308.

@@ -44,7 +44,7 @@ module PersistenceSection =
         match Keyword.optWord errors section K.mode with
         | Some(Ok mode) -> mode
         | Some(Error(other, at)) ->
-            addError errors (keyword section K.mode.Name) at $"'{other}' is not a persistence mode" "use \"named\" or \"opaque\""
+            addError errors (keyword section K.mode.Name) at $"'{other}' is not a persistence mode" (Keyword.wordHint K.mode)
             fallback
         | None -> fallback
 
