@@ -432,13 +432,13 @@ module ConfigDsl =
     let private serverPart (s: ServerSpec) =
         Append(
             [],
-            "servers",
+            Keywords.App.servers.Name,
             TomlValue.Table
-                [ "name", str s.ServerName
-                  "address", str s.ServerAddress
-                  yield! s.ServerWeight |> Option.map (fun w -> "weight", integer w) |> Option.toList
-                  yield! s.ServerCookie |> Option.map (fun c -> "cookie", str c) |> Option.toList
-                  yield! s.ServerMaxConn |> Option.map (fun m -> "maxconn", integer m) |> Option.toList ]
+                [ Keywords.Server.name.Name, str s.ServerName
+                  Keywords.Server.address.Name, str s.ServerAddress
+                  yield! s.ServerWeight |> Option.map (fun w -> Keywords.Server.weight.Name, integer w) |> Option.toList
+                  yield! s.ServerCookie |> Option.map (fun c -> Keywords.Server.cookie.Name, str c) |> Option.toList
+                  yield! s.ServerMaxConn |> Option.map (fun m -> Keywords.Server.maxConn.Name, integer m) |> Option.toList ]
         )
 
     /// `balance` (default `RoundRobin`).
@@ -534,8 +534,8 @@ module ConfigDsl =
         member _.Run(parts: Part list) =
             let passwordKey =
                 match password with
-                | Hash h -> at [ "stats" ] "password_hash" (str h)
-                | HashFile f -> at [ "stats" ] "password_file" (str f)
+                | Hash h -> at [ "stats" ] Keywords.Stats.passwordHash.Name (str h)
+                | HashFile f -> at [ "stats" ] Keywords.Stats.passwordFile.Name (str f)
             SiteItem(Open [ "stats" ] :: parts @ [ passwordKey ])
 
     /// `vrrp "eth0" 51 { ... }`: the `[vrrp]` instance on an interface with its virtual router id.

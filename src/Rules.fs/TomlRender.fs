@@ -265,7 +265,7 @@ module TomlRender =
         | Condition.Any cs -> one "any" (TomlValue.Array(cs |> List.map condition))
         | Condition.Not c -> one "not" (condition c)
 
-    /// A `then` table (`Config.parseAction` reads it back; header edits come back grouped set, add, remove).
+    /// A `then` table (`RulesSection.parseAction` reads it back; header edits come back grouped set, add, remove).
     let action (a: RuleAction) : TomlValue =
         match a with
         | RuleAction.Deny status -> TomlValue.Table [ "deny", int status ]
@@ -301,13 +301,14 @@ module TomlRender =
 
     let private server (app: AppConfig) (s: ServerConfig) =
         TomlValue.Table
-            [ "name", str s.Name
-              "address", str (string s.Address)
+            [ Keywords.Server.name.Name, str s.Name
+              Keywords.Server.address.Name, str (string s.Address)
               Keywords.Server.weight.Name, Keywords.Server.weight.Render s.Weight
               // Only a Named value other than the name was configured; Opaque values are always derived.
-              if app.Persistence.Mode = CookieValueMode.Named && s.CookieValue <> s.Name then "cookie", str s.CookieValue
+              if app.Persistence.Mode = CookieValueMode.Named && s.CookieValue <> s.Name then
+                  Keywords.Server.cookie.Name, str s.CookieValue
               match s.MaxConn with
-              | Some m -> "maxconn", int m
+              | Some m -> Keywords.Server.maxConn.Name, int m
               | None -> () ]
 
     let private appSection (persistence: PersistenceConfig) (health: HealthCheckConfig) (app: AppConfig) =
@@ -322,7 +323,7 @@ module TomlRender =
               | [] -> ()
               | keys -> TomlLine.Key("health", TomlValue.Table keys, Some "over [health]")
               setting Keywords.App.cache app.Cache
-              TomlLine.Key("servers", TomlValue.Array [ for s in app.Servers -> server app s ], None)
+              TomlLine.Key(Keywords.App.servers.Name, TomlValue.Array [ for s in app.Servers -> server app s ], None)
               if app.Rules.Length > 0 then rulesLine app.Rules ] }
 
     /// The document of a config; `render` prints it.

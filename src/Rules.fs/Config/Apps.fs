@@ -23,11 +23,11 @@ module AppsSection =
     /// Rejects a value that is not RFC 6265 §4.1.1 cookie-octets, and any value in Opaque mode, where it would
     /// be silently ignored. None: the server name (Named) or the opaque digest.
     let parseServerCookie errors (section: Section) (mode: CookieValueMode) : string option =
-        match optString errors section "cookie", mode with
+        match optString errors section Keywords.Server.cookie.Name, mode with
         | Some(value, at), CookieValueMode.Opaque ->
             addError
                 errors
-                (keyword section "cookie")
+                (keyword section Keywords.Server.cookie.Name)
                 at
                 $"cookie value '{value}' has no effect with persistence mode \"opaque\""
                 "remove it, or set mode = \"named\" in the app's persistence"
@@ -35,7 +35,7 @@ module AppsSection =
         | Some(value, at), CookieValueMode.Named when not (Cookies.isValidValue value) ->
             addError
                 errors
-                (keyword section "cookie")
+                (keyword section Keywords.Server.cookie.Name)
                 at
                 $"'{value}' is not a cookie value"
                 "visible ASCII without spaces, quotes, commas, semicolons or backslashes (RFC 6265 §4.1.1)"
@@ -46,10 +46,10 @@ module AppsSection =
     /// Server `maxconn`: HAProxy server `maxconn`, requests in flight to this server (1..1000000); absent means
     /// only the global limit applies.
     let parseServerMaxConn errors (section: Section) : int option =
-        match optInt errors section "maxconn" with
+        match optInt errors section Keywords.Server.maxConn.Name with
         | Some(n, _) when n >= 1L && n <= int64 DefaultsSection.MaxConnLimit -> Some(int n)
         | Some(n, at) ->
-            addError errors (keyword section "maxconn") at $"{n} is out of range" $"use a value from 1 to {DefaultsSection.MaxConnLimit}"
+            addError errors (keyword section Keywords.Server.maxConn.Name) at $"{n} is out of range" $"use a value from 1 to {DefaultsSection.MaxConnLimit}"
             None
         | None -> None
 
@@ -59,23 +59,23 @@ module AppsSection =
     let parseServer errors (appName: string) (mode: CookieValueMode) (section: Section) : ServerConfig option =
         rejectUnknownKeys errors section Keywords.Server.names
         let name =
-            match optString errors section "name" with
+            match optString errors section Keywords.Server.name.Name with
             | Some(n, at) when not (isValidServerName n) ->
-                addError errors (keyword section "name") at $"'{n}' is not a valid server name" "use letters, digits, '-', '_' or '.'"
+                addError errors (keyword section Keywords.Server.name.Name) at $"'{n}' is not a valid server name" "use letters, digits, '-', '_' or '.'"
                 None
             | Some(n, _) -> Some n
             | None ->
-                addError errors (keyword section "name") section.Table.At "missing" "every server needs a name"
+                addError errors (keyword section Keywords.Server.name.Name) section.Table.At "missing" "every server needs a name"
                 None
         let address =
-            match endpoint errors section "address" with
+            match endpoint errors section Keywords.Server.address.Name with
             | Some e when e.Port = 0 || e.Host = "*" ->
-                addError errors (keyword section "address") section.Table.At "a server needs a real host and port" "like \"10.0.0.11:8080\""
+                addError errors (keyword section Keywords.Server.address.Name) section.Table.At "a server needs a real host and port" "like \"10.0.0.11:8080\""
                 None
             | Some e -> Some e
             | None ->
-                if (tryGet section "address").IsNone then
-                    addError errors (keyword section "address") section.Table.At "missing" "like address = \"10.0.0.11:8080\""
+                if (tryGet section Keywords.Server.address.Name).IsNone then
+                    addError errors (keyword section Keywords.Server.address.Name) section.Table.At "missing" "like address = \"10.0.0.11:8080\""
                 None
         let weight = intInRange errors section Keywords.Server.weight.Name 0 256 Keywords.Server.weight.Default
         let cookie = parseServerCookie errors section mode
@@ -91,7 +91,7 @@ module AppsSection =
         | _ -> None
 
     let private serverSections errors (app: Section) =
-        match tryGet app "servers" with
+        match tryGet app Keywords.App.servers.Name with
         | Some(_, _, TArray(items, _)) ->
             items
             |> List.mapi (fun i item ->
@@ -102,10 +102,10 @@ module AppsSection =
                     None)
             |> List.choose id
         | Some(_, at, _) ->
-            addError errors (keyword app "servers") at "expected an array of servers" "servers = [ { name = \"s1\", address = \"10.0.0.11:8080\" } ]"
+            addError errors (keyword app Keywords.App.servers.Name) at "expected an array of servers" "servers = [ { name = \"s1\", address = \"10.0.0.11:8080\" } ]"
             []
         | None ->
-            addError errors (keyword app "servers") app.Table.At "missing" "every app needs at least one server"
+            addError errors (keyword app Keywords.App.servers.Name) app.Table.At "missing" "every app needs at least one server"
             []
 
     let private rejectDuplicateServerNames errors (app: Section) (servers: ServerConfig list) =
@@ -113,17 +113,17 @@ module AppsSection =
         |> List.countBy (fun s -> s.Name)
         |> List.filter (fun (_, n) -> n > 1)
         |> List.iter (fun (name, _) ->
-            addError errors (keyword app "servers") app.Table.At $"server name '{name}' is used twice" "server names must be unique within an app")
+            addError errors (keyword app Keywords.App.servers.Name) app.Table.At $"server name '{name}' is used twice" "server names must be unique within an app")
 
     /// Cookie values must identify one server each within an app (`Cookies.validateServerValues`); values that
     /// are not cookie-octets were already reported at their server, so only duplicates remain here.
     let private rejectDuplicateCookieValues errors (app: Section) (servers: ServerConfig list) =
         let at =
-            match tryGet app "servers" with
+            match tryGet app Keywords.App.servers.Name with
             | Some(_, at, _) -> at
             | None -> app.Table.At
         for problem in Cookies.validateServerValues (servers |> List.map (fun s -> s.CookieValue) |> Array.ofList) do
-            addError errors (keyword app "servers") at problem "give each server its own cookie value (or none: its name is used)"
+            addError errors (keyword app Keywords.App.servers.Name) at problem "give each server its own cookie value (or none: its name is used)"
 
     /// `[apps.NAME] balance`: `"roundrobin"` (default), `"leastconn"` or `"random"` (two choices).
     let parseBalance errors (app: Section) : BalanceAlgorithm =
@@ -155,16 +155,16 @@ module AppsSection =
             addError errors app.Path at $"'{name}' cannot be an app name" "an app name is one path segment: letters, digits, '-', '_', '.', '~'"
         let balance = parseBalance errors app
         let persistence =
-            match optTable errors app "persistence" with
+            match optTable errors app Keywords.App.persistence.Name with
             | Some table -> PersistenceSection.parsePersistence errors table persistence
             | None -> persistence
         let health =
-            match optTable errors app "health" with
+            match optTable errors app Keywords.App.health.Name with
             | Some table -> fst (HealthSection.parseHealth errors table health)
             | None -> fst health
         let servers = serverSections errors app |> List.choose (parseServer errors name persistence.Mode)
-        if servers.IsEmpty && (tryGet app "servers").IsSome then
-            addError errors (keyword app "servers") app.Table.At "no valid server" "every app needs at least one server"
+        if servers.IsEmpty && (tryGet app Keywords.App.servers.Name).IsSome then
+            addError errors (keyword app Keywords.App.servers.Name) app.Table.At "no valid server" "every app needs at least one server"
         rejectDuplicateServerNames errors app servers
         rejectDuplicateCookieValues errors app servers
         if servers.IsEmpty then
