@@ -176,7 +176,6 @@ module ConfigDsl =
 
     let private str (s: string) = TomlValue.String s
     let private integer (i: int) = TomlValue.Integer(int64 i)
-    let private duration (d: TimeSpan) = TomlValue.String(ConfigReading.formatDuration d)
     let private at table key value = Set { Table = table; Key = key; Value = value }
     let private siteKey table key value = SiteItem [ at table key value ]
     /// A setting of a top-level table, named and written as its keyword says.

@@ -93,9 +93,6 @@ module TomlRender =
     let private bool (b: bool) = TomlValue.Boolean b
     let private strings (items: string array) = TomlValue.Array [ for s in items -> str s ]
 
-    /// A duration as config reads it (`ConfigReading.formatDuration`: `"10s"`, `"250ms"`).
-    let duration (d: TimeSpan) = str (ConfigReading.formatDuration d)
-
     /// A key with its value, marked `# default` when it equals the built-in value.
     let private keyed (k: string) (v: TomlValue) (isDefault: bool) =
         TomlLine.Key(k, v, (if isDefault then Some "default" else None))
