@@ -235,13 +235,13 @@ module ConfigDsl =
     let warmUp (d: TimeSpan) = siteSetting Keywords.Node.warmUp d
 
     /// `[listen] http`: the plain-HTTP listener, redirecting to https (Apache's port-80 vhost).
-    let http (address: string) = siteKey [ "listen" ] Keywords.Listen.http.Name (str address)
+    let http (address: string) = siteKey [ Keywords.Listen.Table ] Keywords.Listen.http.Name (str address)
 
     /// `[listen] http` with `plain_http = "proxy"`: plain HTTP proxied like https (TLS ends in front of lb).
     let httpProxied (address: string) =
         SiteItem
-            [ at [ "listen" ] Keywords.Listen.http.Name (str address)
-              at [ "listen" ] Keywords.Listen.plainHttp.Name (Keywords.Listen.plainHttp.Render PlainHttpMode.Proxy) ]
+            [ at [ Keywords.Listen.Table ] Keywords.Listen.http.Name (str address)
+              at [ Keywords.Listen.Table ] Keywords.Listen.plainHttp.Name (Keywords.Listen.plainHttp.Render PlainHttpMode.Proxy) ]
 
     /// PEM certificate and key, relative to the site's base folder; `{ tls c k with ChainFile = Some f }` adds a chain.
     let tls (cert: string) (key: string) = { CertFile = cert; KeyFile = key; ChainFile = None }
@@ -249,10 +249,10 @@ module ConfigDsl =
     /// `[listen] https` with its `[tls]` files: an https listener cannot be written without them.
     let https (address: string) (files: TlsFiles) =
         SiteItem
-            [ at [ "listen" ] Keywords.Listen.https.Name (str address)
-              at [ "tls" ] Keywords.Tls.cert.Name (str files.CertFile)
-              at [ "tls" ] Keywords.Tls.key.Name (str files.KeyFile)
-              yield! files.ChainFile |> Option.map (fun c -> at [ "tls" ] Keywords.Tls.chain.Name (str c)) |> Option.toList ]
+            [ at [ Keywords.Listen.Table ] Keywords.Listen.https.Name (str address)
+              at [ Keywords.Tls.Table ] Keywords.Tls.cert.Name (str files.CertFile)
+              at [ Keywords.Tls.Table ] Keywords.Tls.key.Name (str files.KeyFile)
+              yield! files.ChainFile |> Option.map (fun c -> at [ Keywords.Tls.Table ] Keywords.Tls.chain.Name (str c)) |> Option.toList ]
 
     /// `[listen] redirect_status` (default `Found`: `Keywords.Listen.redirectStatus`).
     let redirectStatus (status: RedirectStatus) = siteSetting Keywords.Listen.redirectStatus (statusCode status)
@@ -302,7 +302,7 @@ module ConfigDsl =
     /// `[cache] dir` and `disk`: a disk store in a folder (relative to the site's base folder) with its bound; the
     /// bound cannot be written without the folder.
     let cacheOnDisk (dir: string) (bytes: int64) =
-        SiteItem [ at [ "cache" ] Keywords.Cache.dir.Name (str dir); at [ "cache" ] Keywords.Cache.disk.Name (Keywords.Cache.disk.Render bytes) ]
+        SiteItem [ at [ Keywords.Cache.Table ] Keywords.Cache.dir.Name (str dir); at [ Keywords.Cache.Table ] Keywords.Cache.disk.Name (Keywords.Cache.disk.Render bytes) ]
     /// `[cache] x_cache_header` (default on).
     let xCacheHeader (on: bool) = siteSetting Keywords.Cache.xCacheHeader on
 
@@ -522,20 +522,20 @@ module ConfigDsl =
     /// `health { ... }`: the health check settings, as a whole site's or one app's.
     type HealthBuilder() =
         inherit BlockBuilder()
-        member _.Yield(HealthItem(key, value)) = [ at [ "health" ] key value ]
-        member _.Run(parts: Part list) = SharedItem(Open [ "health" ] :: parts)
+        member _.Yield(HealthItem(key, value)) = [ at [ Keywords.Health.Table ] key value ]
+        member _.Run(parts: Part list) = SharedItem(Open [ Keywords.Health.Table ] :: parts)
 
     /// `stats (Hash "...") { ... }`: the stats listener.
     type StatsBuilder(password: StatsPassword) =
         inherit BlockBuilder()
-        member _.Yield(StatsItem(key, value)) = [ at [ "stats" ] key value ]
+        member _.Yield(StatsItem(key, value)) = [ at [ Keywords.Stats.Table ] key value ]
         member _.Yield(()) : Part list = []
         member _.Run(parts: Part list) =
             let passwordKey =
                 match password with
-                | Hash h -> at [ "stats" ] Keywords.Stats.passwordHash.Name (str h)
-                | HashFile f -> at [ "stats" ] Keywords.Stats.passwordFile.Name (str f)
-            SiteItem(Open [ "stats" ] :: parts @ [ passwordKey ])
+                | Hash h -> at [ Keywords.Stats.Table ] Keywords.Stats.passwordHash.Name (str h)
+                | HashFile f -> at [ Keywords.Stats.Table ] Keywords.Stats.passwordFile.Name (str f)
+            SiteItem(Open [ Keywords.Stats.Table ] :: parts @ [ passwordKey ])
 
     /// `vrrp "eth0" 51 { ... }`: the `[vrrp]` instance on an interface with its virtual router id.
     type VrrpBuilder(iface: string, routerId: int) =
@@ -547,7 +547,7 @@ module ConfigDsl =
                 |> List.collect (function
                     | Append(_, "__v2", password) -> [ at [] Keywords.Vrrp.version.Name (integer 2); at [] Keywords.Vrrp.authPass.Name password ]
                     | other -> [ other ])
-            SiteItem(at [] Keywords.Vrrp.iface.Name (str iface) :: at [] Keywords.Vrrp.virtualRouterId.Name (integer routerId) :: collect parts |> List.map (under [ "vrrp" ]))
+            SiteItem(at [] Keywords.Vrrp.iface.Name (str iface) :: at [] Keywords.Vrrp.virtualRouterId.Name (integer routerId) :: collect parts |> List.map (under [ Keywords.Vrrp.Table ]))
 
     /// `site { ... }`: a whole site.
     type SiteBuilder() =

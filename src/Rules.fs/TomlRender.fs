@@ -108,13 +108,13 @@ module TomlRender =
     // ---- Sections ---------------------------------------------------------------------------------
 
     let private nodeSection (node: NodeConfig) =
-        { Path = [ "node" ]; Comments = []; Lines =
+        { Path = [ Keywords.Node.Table ]; Comments = []; Lines =
             [ setting Keywords.Node.name node.Name
               setting Keywords.Node.reloadOnChange node.ReloadOnChange
               setting Keywords.Node.warmUp node.WarmUp ] }
 
     let private listenSection (listen: ListenConfig) =
-        { Path = [ "listen" ]
+        { Path = [ Keywords.Listen.Table ]
           Comments = []
           Lines =
             [ yield! listen.Http |> Option.map (fun e -> keyed Keywords.Listen.http.Name (str (string e)) false) |> Option.toList
@@ -123,7 +123,7 @@ module TomlRender =
               setting Keywords.Listen.redirectStatus listen.RedirectStatus ] }
 
     let private tlsSection (tls: TlsConfig) =
-        { Path = [ "tls" ]
+        { Path = [ Keywords.Tls.Table ]
           Comments = []
           Lines =
             [ keyed Keywords.Tls.cert.Name (str tls.Cert) false
@@ -133,7 +133,7 @@ module TomlRender =
               | None -> TomlLine.Note "chain: none (default)" ] }
 
     let private defaultsSection (d: DefaultsConfig) =
-        { Path = [ "defaults" ]
+        { Path = [ Keywords.Defaults.Table ]
           Comments = []
           Lines =
             [ setting Keywords.Defaults.retries d.Retries
@@ -174,7 +174,7 @@ module TomlRender =
           Lines = [ for status, path in pages -> keyed (string status) (str path) false ] }
 
     let private statsSection (s: StatsConfig) =
-        { Path = [ "stats" ]
+        { Path = [ Keywords.Stats.Table ]
           Comments = []
           Lines =
             [ setting Keywords.Stats.listen s.Listen
@@ -185,7 +185,7 @@ module TomlRender =
               setting Keywords.Stats.pinnedWindow s.PinnedWindow ] }
 
     let private logSection (log: LogConfig) =
-        { Path = [ "log" ]; Comments = []; Lines = [ setting Keywords.Log.access log.Access ] }
+        { Path = [ Keywords.Log.Table ]; Comments = []; Lines = [ setting Keywords.Log.access log.Access ] }
 
     /// A `[[vrrp.track_script]]` table, every key written.
     let trackScript (t: TrackScriptConfig) =
@@ -197,7 +197,7 @@ module TomlRender =
               Keywords.TrackScript.fall.Name, Keywords.TrackScript.fall.Render t.Fall ]
 
     let private vrrpSection (v: VrrpConfig) =
-        { Path = [ "vrrp" ]
+        { Path = [ Keywords.Vrrp.Table ]
           Comments = []
           Lines =
             [ keyed Keywords.Vrrp.iface.Name (str v.Interface) false
@@ -221,7 +221,7 @@ module TomlRender =
 
     let private cacheSection (c: CacheConfig) =
         let k = Keywords.Cache.maxEntry
-        { Path = [ "cache" ]
+        { Path = [ Keywords.Cache.Table ]
           Comments = [ "Used by the apps with `cache = true`." ]
           Lines =
             [ setting Keywords.Cache.memory c.MemoryBytes
@@ -342,10 +342,10 @@ module TomlRender =
           listenSection config.Listen
           yield! config.Tls |> Option.map tlsSection |> Option.toList
           defaultsSection config.Defaults
-          { Path = [ "persistence" ]
+          { Path = [ Keywords.Persistence.Table ]
             Comments = [ "Every app inherits these; an app's `persistence = { ... }` overrides them key by key." ]
             Lines = persistenceLines persistence }
-          { Path = [ "health" ]
+          { Path = [ Keywords.Health.Table ]
             Comments = [ "Every app inherits these; an app's `health = { ... }` overrides them key by key." ]
             Lines = healthLines health }
           if config.ErrorPages.Length > 0 then errorsSection config.ErrorPages

@@ -63,7 +63,7 @@ module CacheSection =
     /// `[cache]`: the shared cache's stores and headers. Absent: the defaults (apps still opt in with `cache = true`).
     let parse (root: Section) (baseDir: string) : CacheConfig * ConfigError list =
         ownErrors <| fun errors ->
-        match optTable errors root "cache" with
+        match optTable errors root Keywords.Cache.Table with
         | Some cache ->
             rejectUnknownKeys errors cache K.names
             let memory = parseCacheMemory errors cache

@@ -7,7 +7,10 @@ open ConfigReading
 /// Never throws: every mistake comes back as a `ConfigError` with line, column and a hint.
 [<RequireQualifiedAccess>]
 module Config =
-    let private topLevelKeys = [ "node"; "listen"; "tls"; "defaults"; "persistence"; "health"; "errors"; "apps"; "stats"; "log"; "vrrp"; "cache"; "rules" ]
+    let private topLevelKeys =
+        [ Keywords.Node.Table; Keywords.Listen.Table; Keywords.Tls.Table; Keywords.Defaults.Table; Keywords.Persistence.Table
+          Keywords.Health.Table; "errors"; "apps"; Keywords.Stats.Table; Keywords.Log.Table; Keywords.Vrrp.Table
+          Keywords.Cache.Table; "rules" ]
 
     // The names callers outside the loader (C#, tests, `lb config show`) have always used, kept here so the
     // split into one module per section does not move them; each is the section's own value, not a copy.

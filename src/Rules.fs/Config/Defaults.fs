@@ -56,7 +56,7 @@ module DefaultsSection =
     /// timeout queue, retry-on response-timeout) and global hard-stop-after.
     let parse (root: Section) : DefaultsConfig * ConfigError list =
         ownErrors <| fun errors ->
-        match optTable errors root "defaults" with
+        match optTable errors root Keywords.Defaults.Table with
         | Some d ->
             rejectUnknownKeys errors d K.names
             { Retries = parseRetries errors d

@@ -165,4 +165,4 @@ module HealthSection =
     /// The global `[health]`: every app inherits it (the defaults when the section is absent).
     let parseGlobal (root: Section) : (HealthCheckConfig * TimeSpan option) * ConfigError list =
         ownErrors <| fun errors ->
-        parseHealth errors (optTable errors root "health" |> Option.defaultValue (absent "health" root.Table.At)) (defaultHealth, None)
+        parseHealth errors (optTable errors root Keywords.Health.Table |> Option.defaultValue (absent Keywords.Health.Table root.Table.At)) (defaultHealth, None)

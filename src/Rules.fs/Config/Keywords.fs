@@ -93,61 +93,77 @@ module Keywords =
 
     /// `[node]`.
     module Node =
+        /// The table's name in the config file.
+        [<Literal>]
+        let Table = "node"
+
         [<CompiledName("Name")>]
-        let name = Keyword.string "node" "name" "lb" "this load balancer's name in logs, stats and VRRP (HAProxy `node lb1`)"
+        let name = Keyword.string Table "name" "lb" "this load balancer's name in logs, stats and VRRP (HAProxy `node lb1`)"
         [<CompiledName("ReloadOnChange")>]
-        let reloadOnChange = Keyword.bool "node" "reload_on_change" false "also reload when the config file or a TLS file changes, not only on SIGHUP"
+        let reloadOnChange = Keyword.bool Table "reload_on_change" false "also reload when the config file or a TLS file changes, not only on SIGHUP"
         [<CompiledName("WarmUp")>]
-        let warmUp = Keyword.duration "node" "warm_up" TimeSpan.Zero "drive a private copy of the request path this long before listening (\"0s\": off)"
+        let warmUp = Keyword.duration Table "warm_up" TimeSpan.Zero "drive a private copy of the request path this long before listening (\"0s\": off)"
         let all = [ name.Info; reloadOnChange.Info; warmUp.Info ]
         let names = namesOf all
 
     /// `[listen]`.
     module Listen =
+        /// The table's name in the config file.
+        [<Literal>]
+        let Table = "listen"
+
         [<CompiledName("Http")>]
-        let http = Keyword.info "listen" "http" "the plain-HTTP listener, `host:port`"
+        let http = Keyword.info Table "http" "the plain-HTTP listener, `host:port`"
         [<CompiledName("Https")>]
-        let https = Keyword.info "listen" "https" "the https listener, `host:port` (needs `[tls]`)"
+        let https = Keyword.info Table "https" "the https listener, `host:port` (needs `[tls]`)"
         [<CompiledName("PlainHttp")>]
         let plainHttp =
-            Keyword.word "listen" "plain_http" PlainHttpMode.RedirectToHttps [ PlainHttpMode.RedirectToHttps, "redirect"; PlainHttpMode.Proxy, "proxy" ]
+            Keyword.word Table "plain_http" PlainHttpMode.RedirectToHttps [ PlainHttpMode.RedirectToHttps, "redirect"; PlainHttpMode.Proxy, "proxy" ]
                 "\"redirect\" sends plain HTTP to https (Apache's port-80 vhost), \"proxy\" proxies it"
         [<CompiledName("RedirectStatus")>]
-        let redirectStatus = Keyword.int "listen" "redirect_status" 302 "status of the http→https and /app→/app/ redirects (Apache's [R] is 302)"
+        let redirectStatus = Keyword.int Table "redirect_status" 302 "status of the http→https and /app→/app/ redirects (Apache's [R] is 302)"
         let all = [ http; https; plainHttp.Info; redirectStatus.Info ]
         let names = namesOf all
 
     /// `[tls]`: PEM files, relative to the config file (Apache `SSLCertificateFile`, `...KeyFile`, `...ChainFile`).
     module Tls =
+        /// The table's name in the config file.
+        [<Literal>]
+        let Table = "tls"
+
         [<CompiledName("Cert")>]
-        let cert = Keyword.info "tls" "cert" "the PEM server certificate (required with an https listener)"
+        let cert = Keyword.info Table "cert" "the PEM server certificate (required with an https listener)"
         [<CompiledName("Key")>]
-        let key = Keyword.info "tls" "key" "the PEM private key of cert (required)"
+        let key = Keyword.info Table "key" "the PEM private key of cert (required)"
         [<CompiledName("Chain")>]
-        let chain = Keyword.info "tls" "chain" "PEM intermediates, sent after the certificate (default: none)"
+        let chain = Keyword.info Table "chain" "PEM intermediates, sent after the certificate (default: none)"
         let all = [ cert; key; chain ]
         let names = namesOf all
 
     /// `[defaults]`: HAProxy's defaults section and global `maxconn`, `hard-stop-after`.
     module Defaults =
+        /// The table's name in the config file.
+        [<Literal>]
+        let Table = "defaults"
+
         [<CompiledName("Retries")>]
-        let retries = Keyword.int "defaults" "retries" 3 "connection attempts after the first (HAProxy `retries`)"
+        let retries = Keyword.int Table "retries" 3 "connection attempts after the first (HAProxy `retries`)"
         [<CompiledName("Redispatch")>]
-        let redispatch = Keyword.bool "defaults" "redispatch" true "a retry may go to another server (HAProxy `option redispatch`)"
+        let redispatch = Keyword.bool Table "redispatch" true "a retry may go to another server (HAProxy `option redispatch`)"
         [<CompiledName("TimeoutConnect")>]
-        let timeoutConnect = Keyword.duration "defaults" "timeout_connect" (TimeSpan.FromSeconds 5.0) "the longest wait for a server's connection (HAProxy `contimeout`)"
+        let timeoutConnect = Keyword.duration Table "timeout_connect" (TimeSpan.FromSeconds 5.0) "the longest wait for a server's connection (HAProxy `contimeout`)"
         [<CompiledName("TimeoutClient")>]
-        let timeoutClient = Keyword.duration "defaults" "timeout_client" (TimeSpan.FromSeconds 50.0) "the longest silence of a client (HAProxy `clitimeout`)"
+        let timeoutClient = Keyword.duration Table "timeout_client" (TimeSpan.FromSeconds 50.0) "the longest silence of a client (HAProxy `clitimeout`)"
         [<CompiledName("TimeoutServer")>]
-        let timeoutServer = Keyword.duration "defaults" "timeout_server" (TimeSpan.FromSeconds 50.0) "the longest silence of a server (HAProxy `srvtimeout`)"
+        let timeoutServer = Keyword.duration Table "timeout_server" (TimeSpan.FromSeconds 50.0) "the longest silence of a server (HAProxy `srvtimeout`)"
         [<CompiledName("MaxConn")>]
-        let maxConn = Keyword.int "defaults" "maxconn" 2000 "requests in flight across lb; the excess waits in a queue (HAProxy global `maxconn`)"
+        let maxConn = Keyword.int Table "maxconn" 2000 "requests in flight across lb; the excess waits in a queue (HAProxy global `maxconn`)"
         [<CompiledName("TimeoutQueue")>]
-        let timeoutQueue = Keyword.duration "defaults" "timeout_queue" (TimeSpan.FromSeconds 5.0) "the longest a queued request waits for a slot before 503 (HAProxy `timeout queue`)"
+        let timeoutQueue = Keyword.duration Table "timeout_queue" (TimeSpan.FromSeconds 5.0) "the longest a queued request waits for a slot before 503 (HAProxy `timeout queue`)"
         [<CompiledName("RetryOnTimeout")>]
-        let retryOnTimeout = Keyword.bool "defaults" "retry_on_timeout" false "resend an idempotent request without body after a server timeout (HAProxy `retry-on response-timeout`)"
+        let retryOnTimeout = Keyword.bool Table "retry_on_timeout" false "resend an idempotent request without body after a server timeout (HAProxy `retry-on response-timeout`)"
         [<CompiledName("TimeoutShutdown")>]
-        let timeoutShutdown = Keyword.duration "defaults" "timeout_shutdown" (TimeSpan.FromSeconds 30.0) "how long a stopping lb lets requests finish (HAProxy `hard-stop-after`)"
+        let timeoutShutdown = Keyword.duration Table "timeout_shutdown" (TimeSpan.FromSeconds 30.0) "how long a stopping lb lets requests finish (HAProxy `hard-stop-after`)"
         let all =
             [ retries.Info; redispatch.Info; timeoutConnect.Info; timeoutClient.Info; timeoutServer.Info; maxConn.Info
               timeoutQueue.Info; retryOnTimeout.Info; timeoutShutdown.Info ]
@@ -155,20 +171,24 @@ module Keywords =
 
     /// `[persistence]` and an app's `persistence = { ... }`: HAProxy `cookie NAME insert indirect nocache`.
     module Persistence =
+        /// The table's name in the config file.
+        [<Literal>]
+        let Table = "persistence"
+
         [<CompiledName("Cookie")>]
         let cookie =
             Keyword.custom
-                "persistence"
+                Table
                 "cookie"
                 (Some Cookies.DefaultName)
                 (fun name -> TomlValue.String(defaultArg name ""))
                 "the persistence cookie's name; \"\" turns persistence off"
         [<CompiledName("Mode")>]
         let mode =
-            Keyword.word "persistence" "mode" CookieValueMode.Named [ CookieValueMode.Named, "named"; CookieValueMode.Opaque, "opaque" ]
+            Keyword.word Table "mode" CookieValueMode.Named [ CookieValueMode.Named, "named"; CookieValueMode.Opaque, "opaque" ]
                 "\"named\": the server's cookie value or name; \"opaque\": a digest that names no server"
         [<CompiledName("MoveFirst")>]
-        let moveFirst = Keyword.bool "persistence" "move_first" false "pass the cookie on to the backend, moved first (the seed's legacy workaround)"
+        let moveFirst = Keyword.bool Table "move_first" false "pass the cookie on to the backend, moved first (the seed's legacy workaround)"
         let all = [ cookie.Info; mode.Info; moveFirst.Info ]
         let names = namesOf all
 
@@ -185,29 +205,33 @@ module Keywords =
 
     /// `[health]` and an app's `health = { ... }`: HAProxy `option httpchk`, `check inter rise fall`.
     module Health =
+        /// The table's name in the config file.
+        [<Literal>]
+        let Table = "health"
+
         [<CompiledName("Enabled")>]
-        let enabled = Keyword.bool "health" "enabled" true "false runs no checks and counts every server up"
+        let enabled = Keyword.bool Table "enabled" true "false runs no checks and counts every server up"
         [<CompiledName("Method")>]
-        let method = Keyword.string "health" "method" "GET" "the check's request method"
+        let method = Keyword.string Table "method" "GET" "the check's request method"
         [<CompiledName("Path")>]
-        let path = Keyword.string "health" "path" "/" "the check's request target"
+        let path = Keyword.string Table "path" "/" "the check's request target"
         [<CompiledName("Host")>]
-        let host = Keyword.info "health" "host" "the Host header of a check; absent sends the server's address"
+        let host = Keyword.info Table "host" "the Host header of a check; absent sends the server's address"
         [<CompiledName("Expect")>]
         let expect =
-            Keyword.custom "health" "expect" defaultExpected (fun e -> TomlValue.String(string e)) "statuses that pass, like \"200-399\" or \"2xx,404\""
+            Keyword.custom Table "expect" defaultExpected (fun e -> TomlValue.String(string e)) "statuses that pass, like \"200-399\" or \"2xx,404\""
         [<CompiledName("Interval")>]
-        let interval = Keyword.duration "health" "interval" (TimeSpan.FromSeconds 10.0) "the time between two checks of a server (HAProxy `inter`)"
+        let interval = Keyword.duration Table "interval" (TimeSpan.FromSeconds 10.0) "the time between two checks of a server (HAProxy `inter`)"
         [<CompiledName("Timeout")>]
-        let timeout = Keyword.duration "health" "timeout" (TimeSpan.FromSeconds 2.0) "the longest a check may take, capped at the interval when not written (HAProxy `timeout check`)"
+        let timeout = Keyword.duration Table "timeout" (TimeSpan.FromSeconds 2.0) "the longest a check may take, capped at the interval when not written (HAProxy `timeout check`)"
         [<CompiledName("Rise")>]
-        let rise = Keyword.int "health" "rise" 2 "consecutive successes to count a server up"
+        let rise = Keyword.int Table "rise" 2 "consecutive successes to count a server up"
         [<CompiledName("Fall")>]
-        let fall = Keyword.int "health" "fall" 2 "consecutive failures to count a server down"
+        let fall = Keyword.int Table "fall" 2 "consecutive failures to count a server down"
         [<CompiledName("Spread")>]
-        let spread = Keyword.int "health" "spread" 5 "percent of jitter on the interval (HAProxy `spread-checks`)"
+        let spread = Keyword.int Table "spread" 5 "percent of jitter on the interval (HAProxy `spread-checks`)"
         [<CompiledName("UserAgent")>]
-        let userAgent = Keyword.string "health" "user_agent" DefaultUserAgent "the checks' User-Agent"
+        let userAgent = Keyword.string Table "user_agent" DefaultUserAgent "the checks' User-Agent"
         let all =
             [ enabled.Info; method.Info; path.Info; host; expect.Info; interval.Info; timeout.Info; rise.Info; fall.Info
               spread.Info; userAgent.Info ]
@@ -215,30 +239,38 @@ module Keywords =
 
     /// `[stats]`: the stats listener.
     module Stats =
+        /// The table's name in the config file.
+        [<Literal>]
+        let Table = "stats"
+
         [<CompiledName("Listen")>]
         let listen =
-            Keyword.custom "stats" "listen" { Host = "127.0.0.1"; Port = 8000 } (fun e -> TomlValue.String(string e)) "the stats listener's address, loopback unless asked for"
+            Keyword.custom Table "listen" { Host = "127.0.0.1"; Port = 8000 } (fun e -> TomlValue.String(string e)) "the stats listener's address, loopback unless asked for"
         [<CompiledName("Realm")>]
-        let realm = Keyword.string "stats" "realm" "lb stats" "the HTTP Basic realm the browser shows"
+        let realm = Keyword.string Table "realm" "lb stats" "the HTTP Basic realm the browser shows"
         [<CompiledName("User")>]
-        let user = Keyword.string "stats" "user" "admin" "the HTTP Basic user name"
+        let user = Keyword.string Table "user" "admin" "the HTTP Basic user name"
         [<CompiledName("PasswordHash")>]
-        let passwordHash = Keyword.info "stats" "password_hash" "what `lb hash-password` prints (or password_file, exactly one)"
+        let passwordHash = Keyword.info Table "password_hash" "what `lb hash-password` prints (or password_file, exactly one)"
         [<CompiledName("PasswordFile")>]
-        let passwordFile = Keyword.info "stats" "password_file" "a file holding the password_hash line, relative to the config file"
+        let passwordFile = Keyword.info Table "password_file" "a file holding the password_hash line, relative to the config file"
         [<CompiledName("Refresh")>]
-        let refresh = Keyword.duration "stats" "refresh" (TimeSpan.FromSeconds 10.0) "how often the page reloads itself"
+        let refresh = Keyword.duration Table "refresh" (TimeSpan.FromSeconds 10.0) "how often the page reloads itself"
         [<CompiledName("PinnedWindow")>]
-        let pinnedWindow = Keyword.duration "stats" "pinned_window" (TimeSpan.FromMinutes 5.0) "how long a client counts as pinned after its last request"
+        let pinnedWindow = Keyword.duration Table "pinned_window" (TimeSpan.FromMinutes 5.0) "how long a client counts as pinned after its last request"
         let all = [ listen.Info; realm.Info; user.Info; passwordHash; passwordFile; refresh.Info; pinnedWindow.Info ]
         let names = namesOf all
 
     /// `[log]`.
     module Log =
+        /// The table's name in the config file.
+        [<Literal>]
+        let Table = "log"
+
         [<CompiledName("Access")>]
         let access =
             Keyword.custom
-                "log"
+                Table
                 "access"
                 AccessLogTarget.Stdout
                 (fun target ->
@@ -269,32 +301,36 @@ module Keywords =
 
     /// `[vrrp]`: keepalived's `vrrp_instance` (defaults as keepalived's where it has one).
     module Vrrp =
+        /// The table's name in the config file.
+        [<Literal>]
+        let Table = "vrrp"
+
         [<CompiledName("Interface")>]
-        let iface = Keyword.info "vrrp" "interface" "the interface that carries the VIP (required)"
+        let iface = Keyword.info Table "interface" "the interface that carries the VIP (required)"
         [<CompiledName("VirtualRouterId")>]
-        let virtualRouterId = Keyword.info "vrrp" "virtual_router_id" "1 to 255, the same on both nodes, unique on the LAN (required; RFC 5798 §5.2.3)"
+        let virtualRouterId = Keyword.info Table "virtual_router_id" "1 to 255, the same on both nodes, unique on the LAN (required; RFC 5798 §5.2.3)"
         [<CompiledName("Priority")>]
-        let priority = Keyword.int "vrrp" "priority" 100 "1..255, the higher is master (RFC 5798 §5.2.4)"
+        let priority = Keyword.int Table "priority" 100 "1..255, the higher is master (RFC 5798 §5.2.4)"
         [<CompiledName("AdvertInterval")>]
-        let advertInterval = Keyword.duration "vrrp" "advert_int" (TimeSpan.FromSeconds 1.0) "the advertisement interval (RFC 3768 §5.3.7, RFC 5798 §5.2.7)"
+        let advertInterval = Keyword.duration Table "advert_int" (TimeSpan.FromSeconds 1.0) "the advertisement interval (RFC 3768 §5.3.7, RFC 5798 §5.2.7)"
         [<CompiledName("Version")>]
-        let version = Keyword.int "vrrp" "version" 3 "2 (RFC 3768) or 3 (RFC 5798)"
+        let version = Keyword.int Table "version" 3 "2 (RFC 3768) or 3 (RFC 5798)"
         [<CompiledName("VirtualIps")>]
-        let virtualIps = Keyword.info "vrrp" "virtual_ips" "IPv4 addresses with prefix, like \"192.0.2.100/24\" (required)"
+        let virtualIps = Keyword.info Table "virtual_ips" "IPv4 addresses with prefix, like \"192.0.2.100/24\" (required)"
         [<CompiledName("Preempt")>]
-        let preempt = Keyword.bool "vrrp" "preempt" true "a higher-priority backup takes over from a lower master (false: keepalived `nopreempt`)"
+        let preempt = Keyword.bool Table "preempt" true "a higher-priority backup takes over from a lower master (false: keepalived `nopreempt`)"
         [<CompiledName("PreemptDelay")>]
-        let preemptDelay = Keyword.duration "vrrp" "preempt_delay" TimeSpan.Zero "delay before a preempting takeover (\"0s\": none)"
+        let preemptDelay = Keyword.duration Table "preempt_delay" TimeSpan.Zero "delay before a preempting takeover (\"0s\": none)"
         [<CompiledName("GarpMasterDelay")>]
-        let garpMasterDelay = Keyword.duration "vrrp" "garp_master_delay" (TimeSpan.FromSeconds 5.0) "delay before the second gratuitous-ARP burst after becoming master (\"0s\": none)"
+        let garpMasterDelay = Keyword.duration Table "garp_master_delay" (TimeSpan.FromSeconds 5.0) "delay before the second gratuitous-ARP burst after becoming master (\"0s\": none)"
         [<CompiledName("GarpMasterRepeat")>]
-        let garpMasterRepeat = Keyword.int "vrrp" "garp_master_repeat" 5 "gratuitous ARPs per VIP in each burst"
+        let garpMasterRepeat = Keyword.int Table "garp_master_repeat" 5 "gratuitous ARPs per VIP in each burst"
         [<CompiledName("GarpMasterRefresh")>]
-        let garpMasterRefresh = Keyword.duration "vrrp" "garp_master_refresh" TimeSpan.Zero "repeat a gratuitous-ARP burst this often while master (\"0s\": off)"
+        let garpMasterRefresh = Keyword.duration Table "garp_master_refresh" TimeSpan.Zero "repeat a gratuitous-ARP burst this often while master (\"0s\": off)"
         [<CompiledName("UnicastPeers")>]
-        let unicastPeers = Keyword.strings "vrrp" "unicast_peers" "send adverts to these addresses instead of multicast"
+        let unicastPeers = Keyword.strings Table "unicast_peers" "send adverts to these addresses instead of multicast"
         [<CompiledName("TrackInterfaces")>]
-        let trackInterfaces = Keyword.strings "vrrp" "track_interfaces" "link down on any of these = FAULT"
+        let trackInterfaces = Keyword.strings Table "track_interfaces" "link down on any of these = FAULT"
         /// `track_self = { weight = W }`: the weight of lb's own check.
         [<CompiledName("TrackSelfWeight")>]
         let trackSelfWeight = Keyword.int "vrrp.track_self" "weight" 2 "added to the priority while lb's listeners answer (> 0), or subtracted while they do not (< 0)"
@@ -302,7 +338,7 @@ module Keywords =
         [<CompiledName("TrackSelf")>]
         let trackSelf =
             Keyword.custom
-                "vrrp"
+                Table
                 "track_self"
                 (Some trackSelfWeight.Default)
                 (fun weight ->
@@ -311,9 +347,9 @@ module Keywords =
                     | None -> TomlValue.Boolean false)
                 "lb checks its own listeners, the seed's `killall -0 apache2` with its weight"
         [<CompiledName("TrackScript")>]
-        let trackScript = Keyword.info "vrrp" "track_script" "[[vrrp.track_script]] tables: keepalived's vrrp_script (none by default)"
+        let trackScript = Keyword.info Table "track_script" "[[vrrp.track_script]] tables: keepalived's vrrp_script (none by default)"
         [<CompiledName("AuthPass")>]
-        let authPass = Keyword.info "vrrp" "auth_pass" "VRRPv2's simple password, 1 to 8 characters (version = 2 only)"
+        let authPass = Keyword.info Table "auth_pass" "VRRPv2's simple password, 1 to 8 characters (version = 2 only)"
         let all =
             [ iface; virtualRouterId; priority.Info; advertInterval.Info; version.Info; virtualIps; preempt.Info; preemptDelay.Info
               garpMasterDelay.Info; garpMasterRepeat.Info; garpMasterRefresh.Info; unicastPeers.Info; trackInterfaces.Info
@@ -362,18 +398,22 @@ module Keywords =
 
     /// `[cache]`: the shared HTTP cache (Apache's mod_cache, RFC 9111).
     module Cache =
+        /// The table's name in the config file.
+        [<Literal>]
+        let Table = "cache"
+
         let private size section name (fallback: int64) doc =
             Keyword.custom section name fallback (fun bytes -> TomlValue.String(ConfigReading.formatSize bytes)) doc
         [<CompiledName("Memory")>]
-        let memory = size "cache" "memory" (256L <<< 20) "the most bytes the memory store holds"
+        let memory = size Table "memory" (256L <<< 20) "the most bytes the memory store holds"
         /// Its default is capped at `memory` when that is smaller (`CacheSection.parseCacheMaxEntry`).
         [<CompiledName("MaxEntry")>]
-        let maxEntry = size "cache" "max_entry" (1L <<< 20) "a response with a larger body is not stored (Apache `CacheMaxFileSize`)"
+        let maxEntry = size Table "max_entry" (1L <<< 20) "a response with a larger body is not stored (Apache `CacheMaxFileSize`)"
         [<CompiledName("Dir")>]
-        let dir = Keyword.info "cache" "dir" "a folder for the disk store, which survives a restart (default: memory only)"
+        let dir = Keyword.info Table "dir" "a folder for the disk store, which survives a restart (default: memory only)"
         [<CompiledName("Disk")>]
-        let disk = size "cache" "disk" (1L <<< 30) "the most bytes the disk store holds (needs dir)"
+        let disk = size Table "disk" (1L <<< 30) "the most bytes the disk store holds (needs dir)"
         [<CompiledName("XCacheHeader")>]
-        let xCacheHeader = Keyword.bool "cache" "x_cache_header" true "add X-Cache: HIT|MISS|REVALIDATED to responses of cached apps"
+        let xCacheHeader = Keyword.bool Table "x_cache_header" true "add X-Cache: HIT|MISS|REVALIDATED to responses of cached apps"
         let all = [ memory.Info; maxEntry.Info; dir; disk.Info; xCacheHeader.Info ]
         let names = namesOf all

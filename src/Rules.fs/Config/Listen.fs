@@ -29,8 +29,8 @@ module ListenSection =
     /// Rejects a config with neither listener, unless one was written and refused (its error says why).
     let parse (root: Section) : ListenConfig * ConfigError list =
         ownErrors <| fun errors ->
-        let empty = absent "listen" root.Table.At
-        let listen = optTable errors root "listen" |> Option.defaultValue empty
+        let empty = absent Keywords.Listen.Table root.Table.At
+        let listen = optTable errors root Keywords.Listen.Table |> Option.defaultValue empty
         rejectUnknownKeys errors listen K.names
         let config =
             { Http = endpoint errors listen K.http.Name
@@ -39,9 +39,9 @@ module ListenSection =
               RedirectStatus = parseRedirectStatus errors listen }
         if config.Http.IsNone && config.Https.IsNone && errors.Count = 0 then
             // `errors` holds this section's mistakes only: a refused `http = ...` needs no second error.
-            addError errors "listen" listen.Table.At "no listener is configured" "add https = \"127.0.0.1:8443\" under [listen]"
+            addError errors listen.Path listen.Table.At "no listener is configured" "add https = \"127.0.0.1:8443\" under [listen]"
         match config.Http, config.Https with
         | Some h, Some s when h = s ->
-            addError errors "listen.https" listen.Table.At "http and https listen on the same address" "give them different ports"
+            addError errors (keyword listen K.https.Name) listen.Table.At "http and https listen on the same address" "give them different ports"
         | _ -> ()
         config

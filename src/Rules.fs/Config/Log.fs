@@ -25,7 +25,7 @@ module LogSection =
     /// `[log]`: where the access log goes.
     let parse (root: Section) (baseDir: string) : LogConfig * ConfigError list =
         ownErrors <| fun errors ->
-        match optTable errors root "log" with
+        match optTable errors root Keywords.Log.Table with
         | Some log ->
             rejectUnknownKeys errors log K.names
             { Access = parseAccessLog errors log baseDir }

@@ -37,7 +37,7 @@ module NodeSection =
     /// `[node]`: name, reload_on_change, warm_up.
     let parse (root: Section) : NodeConfig * ConfigError list =
         ownErrors <| fun errors ->
-        match optTable errors root "node" with
+        match optTable errors root Keywords.Node.Table with
         | Some node ->
             rejectUnknownKeys errors node K.names
             { Name = parseName errors node

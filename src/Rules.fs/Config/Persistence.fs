@@ -63,4 +63,4 @@ module PersistenceSection =
     /// The global `[persistence]`: every app inherits it (the defaults when the section is absent).
     let parseGlobal (root: Section) : PersistenceConfig * ConfigError list =
         ownErrors <| fun errors ->
-        parsePersistence errors (optTable errors root "persistence" |> Option.defaultValue (absent "persistence" root.Table.At)) defaultPersistence
+        parsePersistence errors (optTable errors root Keywords.Persistence.Table |> Option.defaultValue (absent Keywords.Persistence.Table root.Table.At)) defaultPersistence

@@ -107,7 +107,7 @@ module StatsSection =
     /// no stats listener.
     let parse (root: Section) (baseDir: string) (io: ConfigIo) (listen: ListenConfig) : StatsConfig option * ConfigError list =
         ownErrors <| fun errors ->
-        match optTable errors root "stats" with
+        match optTable errors root Keywords.Stats.Table with
         | Some stats ->
             rejectUnknownKeys errors stats K.names
             let endpoint = parseStatsListen errors stats listen

@@ -22,7 +22,7 @@ module TlsSection =
     /// so `lb check` refuses what `lb run` could not load.
     let parse (root: Section) baseDir (io: ConfigIo) (listen: ListenConfig) : TlsConfig option * ConfigError list =
         ownErrors <| fun errors ->
-        match optTable errors root "tls" with
+        match optTable errors root Keywords.Tls.Table with
         | Some tls ->
             rejectUnknownKeys errors tls Keywords.Tls.names
             let before = errors.Count
@@ -40,5 +40,5 @@ module TlsSection =
             | _ -> None
         | None ->
             if listen.Https.IsSome then
-                addError errors "tls" root.Table.At "an https listener needs a certificate" "add a [tls] section with cert and key"
+                addError errors Keywords.Tls.Table root.Table.At "an https listener needs a certificate" "add a [tls] section with cert and key"
             None

@@ -159,7 +159,7 @@ module VrrpSection =
     /// `[vrrp]`: every keyword of keepalived's vrrp_instance that lb supports.
     let parse (root: Section) : VrrpConfig option * ConfigError list =
         ownErrors <| fun errors ->
-        match optTable errors root "vrrp" with
+        match optTable errors root Keywords.Vrrp.Table with
         | None -> None
         | Some vrrp ->
             rejectUnknownKeys errors vrrp K.names
