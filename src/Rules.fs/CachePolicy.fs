@@ -264,10 +264,7 @@ module CachePolicy =
           Malformed = false
           Conflicting = false }
 
-    /// RFC 9110 §5.6.2 tchar.
-    let private isTokenChar (c: char) = Char.IsAsciiLetterOrDigit c || "!#$%&'*+-.^_`|~".Contains c
-
-    let private isToken (text: string) = text <> "" && text |> Seq.forall isTokenChar
+    let private isToken (text: string) = Token.isToken text
 
     /// A directive's argument (RFC 9111 §5.2: token or quoted-string, and recipients accept both forms even
     /// where one is required), unquoted; None when it is neither.

@@ -124,7 +124,7 @@ module ConfigDsl =
         | V2WithPassword of string
 
     /// A rule's `when`, as written in the DSL: checked when the site is loaded, exactly as its TOML form
-    /// (`Config.parseCondition`). `a &&& b` is `All [a; b]`, `a ||| b` is `Any [a; b]`.
+    /// (`RulesSection.parseCondition`). `a &&& b` is `All [a; b]`, `a ||| b` is `Any [a; b]`.
     type When =
         /// No condition: every request.
         | Always
@@ -176,9 +176,10 @@ module ConfigDsl =
 
     let private str (s: string) = TomlValue.String s
     let private integer (i: int) = TomlValue.Integer(int64 i)
-    let private duration (d: TimeSpan) = TomlValue.String(ConfigReading.formatDuration d)
     let private at table key value = Set { Table = table; Key = key; Value = value }
     let private siteKey table key value = SiteItem [ at table key value ]
+    /// A setting of a top-level table, named and written as its keyword says.
+    let private siteSetting (k: Keyword<'T>) (value: 'T) = siteKey [ k.Section ] k.Name (k.Render value)
 
     let private under (prefix: string list) (part: Part) =
         match part with
@@ -226,19 +227,21 @@ module ConfigDsl =
 
     // ---- Site items -------------------------------------------------------------------------------
 
-    /// `[node] name`: this load balancer's name in logs and stats (default "lb").
-    let node (name: string) = siteKey [ "node" ] "name" (str name)
-    /// `[node] reload_on_change` (default false): reload when the config file is saved.
-    let reloadOnChange (on: bool) = siteKey [ "node" ] "reload_on_change" (TomlValue.Boolean on)
-    /// `[node] warm_up` (default 0s: off): drive a private copy of the request path this long before listening.
-    let warmUp (d: TimeSpan) = siteKey [ "node" ] "warm_up" (duration d)
+    /// `[node] name`: this load balancer's name in logs and stats (default `Keywords.Node.name`).
+    let node (name: string) = siteSetting Keywords.Node.name name
+    /// `[node] reload_on_change` (default off): reload when the config file is saved.
+    let reloadOnChange (on: bool) = siteSetting Keywords.Node.reloadOnChange on
+    /// `[node] warm_up` (default off): drive a private copy of the request path this long before listening.
+    let warmUp (d: TimeSpan) = siteSetting Keywords.Node.warmUp d
 
     /// `[listen] http`: the plain-HTTP listener, redirecting to https (Apache's port-80 vhost).
-    let http (address: string) = siteKey [ "listen" ] "http" (str address)
+    let http (address: string) = siteKey [ Keywords.Listen.Table ] Keywords.Listen.http.Name (str address)
 
     /// `[listen] http` with `plain_http = "proxy"`: plain HTTP proxied like https (TLS ends in front of lb).
     let httpProxied (address: string) =
-        SiteItem [ at [ "listen" ] "http" (str address); at [ "listen" ] "plain_http" (str "proxy") ]
+        SiteItem
+            [ at [ Keywords.Listen.Table ] Keywords.Listen.http.Name (str address)
+              at [ Keywords.Listen.Table ] Keywords.Listen.plainHttp.Name (Keywords.Listen.plainHttp.Render PlainHttpMode.Proxy) ]
 
     /// PEM certificate and key, relative to the site's base folder; `{ tls c k with ChainFile = Some f }` adds a chain.
     let tls (cert: string) (key: string) = { CertFile = cert; KeyFile = key; ChainFile = None }
@@ -246,44 +249,46 @@ module ConfigDsl =
     /// `[listen] https` with its `[tls]` files: an https listener cannot be written without them.
     let https (address: string) (files: TlsFiles) =
         SiteItem
-            [ at [ "listen" ] "https" (str address)
-              at [ "tls" ] "cert" (str files.CertFile)
-              at [ "tls" ] "key" (str files.KeyFile)
-              yield! files.ChainFile |> Option.map (fun c -> at [ "tls" ] "chain" (str c)) |> Option.toList ]
+            [ at [ Keywords.Listen.Table ] Keywords.Listen.https.Name (str address)
+              at [ Keywords.Tls.Table ] Keywords.Tls.cert.Name (str files.CertFile)
+              at [ Keywords.Tls.Table ] Keywords.Tls.key.Name (str files.KeyFile)
+              yield! files.ChainFile |> Option.map (fun c -> at [ Keywords.Tls.Table ] Keywords.Tls.chain.Name (str c)) |> Option.toList ]
 
-    /// `[listen] redirect_status` (default `Found`, 302).
-    let redirectStatus (status: RedirectStatus) = siteKey [ "listen" ] "redirect_status" (integer (statusCode status))
+    /// `[listen] redirect_status` (default `Found`: `Keywords.Listen.redirectStatus`).
+    let redirectStatus (status: RedirectStatus) = siteSetting Keywords.Listen.redirectStatus (statusCode status)
 
-    /// `[defaults] retries` (default 3).
-    let retries (n: int) = siteKey [ "defaults" ] "retries" (integer n)
-    /// `[defaults] redispatch` (default true).
-    let redispatch (on: bool) = siteKey [ "defaults" ] "redispatch" (TomlValue.Boolean on)
-    /// `[defaults] timeout_connect` (default 5s).
-    let timeoutConnect (d: TimeSpan) = siteKey [ "defaults" ] "timeout_connect" (duration d)
-    /// `[defaults] timeout_client` (default 50s).
-    let timeoutClient (d: TimeSpan) = siteKey [ "defaults" ] "timeout_client" (duration d)
-    /// `[defaults] timeout_server` (default 50s).
-    let timeoutServer (d: TimeSpan) = siteKey [ "defaults" ] "timeout_server" (duration d)
-    /// `[defaults] maxconn`: requests in flight across lb (default 2000).
-    let maxConn (n: int) = siteKey [ "defaults" ] "maxconn" (integer n)
-    /// `[defaults] timeout_queue` (default 5s).
-    let timeoutQueue (d: TimeSpan) = siteKey [ "defaults" ] "timeout_queue" (duration d)
-    /// `[defaults] retry_on_timeout` (default false).
-    let retryOnTimeout (on: bool) = siteKey [ "defaults" ] "retry_on_timeout" (TomlValue.Boolean on)
-    /// `[defaults] timeout_shutdown` (default 30s).
-    let timeoutShutdown (d: TimeSpan) = siteKey [ "defaults" ] "timeout_shutdown" (duration d)
-    /// `[defaults] encoded_slashes` (default `EncodedSlashes.Reject`, Apache `AllowEncodedSlashes Off`).
-    let encodedSlashes (mode: EncodedSlashes) = siteKey [ "defaults" ] "encoded_slashes" (str mode.Keyword)
+    // [defaults]: names, values and defaults as `Keywords.Defaults` has them.
+
+    /// `[defaults] retries`.
+    let retries (n: int) = siteSetting Keywords.Defaults.retries n
+    /// `[defaults] redispatch`.
+    let redispatch (on: bool) = siteSetting Keywords.Defaults.redispatch on
+    /// `[defaults] timeout_connect`.
+    let timeoutConnect (d: TimeSpan) = siteSetting Keywords.Defaults.timeoutConnect d
+    /// `[defaults] timeout_client`.
+    let timeoutClient (d: TimeSpan) = siteSetting Keywords.Defaults.timeoutClient d
+    /// `[defaults] timeout_server`.
+    let timeoutServer (d: TimeSpan) = siteSetting Keywords.Defaults.timeoutServer d
+    /// `[defaults] maxconn`: requests in flight across lb.
+    let maxConn (n: int) = siteSetting Keywords.Defaults.maxConn n
+    /// `[defaults] timeout_queue`.
+    let timeoutQueue (d: TimeSpan) = siteSetting Keywords.Defaults.timeoutQueue d
+    /// `[defaults] retry_on_timeout`.
+    let retryOnTimeout (on: bool) = siteSetting Keywords.Defaults.retryOnTimeout on
+    /// `[defaults] timeout_shutdown`.
+    let timeoutShutdown (d: TimeSpan) = siteSetting Keywords.Defaults.timeoutShutdown d
+    /// `[defaults] encoded_slashes` (Apache `AllowEncodedSlashes`).
+    let encodedSlashes (mode: EncodedSlashes) = siteSetting Keywords.Defaults.encodedSlashes mode
 
     /// `[errors] STATUS = "FILE"`: a page file (relative to the site's base folder) replacing a built-in page.
     let errorPage (status: int) (file: string) = siteKey [ "errors" ] (string status) (str file)
 
     /// `[log] access = "stdout"` (the default).
-    let accessLogStdout = siteKey [ "log" ] "access" (str "stdout")
+    let accessLogStdout = siteSetting Keywords.Log.access AccessLogTarget.Stdout
     /// `[log] access = "off"`.
-    let accessLogOff = siteKey [ "log" ] "access" (str "off")
+    let accessLogOff = siteSetting Keywords.Log.access AccessLogTarget.Off
     /// `[log] access = "FILE"`: appended to, relative to the site's base folder.
-    let accessLogFile (file: string) = siteKey [ "log" ] "access" (str file)
+    let accessLogFile (file: string) = siteSetting Keywords.Log.access (AccessLogTarget.File file)
 
     /// `kilobytes 512`: a size in bytes (K = 1024, as config reads `"512KB"`).
     let kilobytes (n: int) = int64 n <<< 10
@@ -292,18 +297,16 @@ module ConfigDsl =
     /// `gigabytes 1`.
     let gigabytes (n: int) = int64 n <<< 30
 
-    let private size (bytes: int64) = str (Config.formatSize bytes)
-
-    /// `[cache] memory`: the memory store's bound (default 256MB).
-    let cacheMemory (bytes: int64) = siteKey [ "cache" ] "memory" (size bytes)
-    /// `[cache] max_entry`: the largest body stored (default 1MB).
-    let cacheMaxEntry (bytes: int64) = siteKey [ "cache" ] "max_entry" (size bytes)
+    /// `[cache] memory`: the memory store's bound (default: `Keywords.Cache.memory`).
+    let cacheMemory (bytes: int64) = siteSetting Keywords.Cache.memory bytes
+    /// `[cache] max_entry`: the largest body stored (default: `Keywords.Cache.maxEntry`).
+    let cacheMaxEntry (bytes: int64) = siteSetting Keywords.Cache.maxEntry bytes
     /// `[cache] dir` and `disk`: a disk store in a folder (relative to the site's base folder) with its bound; the
     /// bound cannot be written without the folder.
     let cacheOnDisk (dir: string) (bytes: int64) =
-        SiteItem [ at [ "cache" ] "dir" (str dir); at [ "cache" ] "disk" (size bytes) ]
-    /// `[cache] x_cache_header` (default true).
-    let xCacheHeader (on: bool) = siteKey [ "cache" ] "x_cache_header" (TomlValue.Boolean on)
+        SiteItem [ at [ Keywords.Cache.Table ] Keywords.Cache.dir.Name (str dir); at [ Keywords.Cache.Table ] Keywords.Cache.disk.Name (Keywords.Cache.disk.Render bytes) ]
+    /// `[cache] x_cache_header` (default on).
+    let xCacheHeader (on: bool) = siteSetting Keywords.Cache.xCacheHeader on
 
     // ---- Persistence and health -------------------------------------------------------------------
 
@@ -314,108 +317,105 @@ module ConfigDsl =
     /// The backend receives the persistence cookie, moved first (`move_first = true`, the seed's workaround).
     let movedFirst (spec: CookieSpec) = { spec with CookieMovedFirst = true }
 
+    let private persistenceSetting (k: Keyword<'T>) (value: 'T) = at [ k.Section ] k.Name (k.Render value)
+
     /// `persistence`: the cookie, its mode and `move_first`, all three written.
     let persistence (spec: CookieSpec) =
-        let mode =
-            match spec.CookieMode with
-            | CookieValueMode.Named -> "named"
-            | CookieValueMode.Opaque -> "opaque"
         SharedItem
-            [ at [ "persistence" ] "cookie" (str spec.CookieName)
-              at [ "persistence" ] "mode" (str mode)
-              at [ "persistence" ] "move_first" (TomlValue.Boolean spec.CookieMovedFirst) ]
+            [ persistenceSetting Keywords.Persistence.cookie (Some spec.CookieName)
+              persistenceSetting Keywords.Persistence.mode spec.CookieMode
+              persistenceSetting Keywords.Persistence.moveFirst spec.CookieMovedFirst ]
 
     /// `persistence.cookie = ""`: no persistence cookie, every request is balanced.
-    let noPersistence = SharedItem [ at [ "persistence" ] "cookie" (str "") ]
+    let noPersistence = SharedItem [ persistenceSetting Keywords.Persistence.cookie None ]
 
-    /// `health.enabled` (default true; false counts every server up).
-    let checksEnabled (on: bool) = HealthItem("enabled", TomlValue.Boolean on)
-    /// `health.method` (default GET).
-    let checkMethod (m: string) = HealthItem("method", str m)
-    /// `health.path` (default `/`).
-    let checkPath (p: string) = HealthItem("path", str p)
+    // health { ... }: names, values and defaults as `Keywords.Health` has them.
+    let private healthSetting (k: Keyword<'T>) (value: 'T) = HealthItem(k.Name, k.Render value)
+
+    /// `health.enabled` (false counts every server up).
+    let checksEnabled (on: bool) = healthSetting Keywords.Health.enabled on
+    /// `health.method`.
+    let checkMethod (m: string) = healthSetting Keywords.Health.method m
+    /// `health.path`.
+    let checkPath (p: string) = healthSetting Keywords.Health.path p
     /// `health.host`: the Host header of checks (default: the server's address).
-    let checkHost (h: string) = HealthItem("host", str h)
-    /// `health.expect`: statuses that pass, like "200-399" (the default) or "2xx,404".
-    let expect (spec: string) = HealthItem("expect", str spec)
-    /// `health.interval` (default 10s).
-    let checkInterval (d: TimeSpan) = HealthItem("interval", duration d)
-    /// `health.timeout` (default 2s, capped at the interval).
-    let checkTimeout (d: TimeSpan) = HealthItem("timeout", duration d)
-    /// `health.rise` (default 2).
-    let rise (n: int) = HealthItem("rise", integer n)
-    /// `health.fall` (default 2).
-    let fall (n: int) = HealthItem("fall", integer n)
-    /// `health.spread`: percent of jitter (default 5).
-    let spread (percent: int) = HealthItem("spread", integer percent)
-    /// `health.user_agent` (default `lb-healthcheck/1.0`).
-    let checkUserAgent (ua: string) = HealthItem("user_agent", str ua)
+    let checkHost (h: string) = HealthItem(Keywords.Health.host.Name, str h)
+    /// `health.expect`: statuses that pass, like "200-399" or "2xx,404" (checked when the site is loaded).
+    let expect (spec: string) = HealthItem(Keywords.Health.expect.Name, str spec)
+    /// `health.interval`.
+    let checkInterval (d: TimeSpan) = healthSetting Keywords.Health.interval d
+    /// `health.timeout` (capped at the interval when not written).
+    let checkTimeout (d: TimeSpan) = healthSetting Keywords.Health.timeout d
+    /// `health.rise`.
+    let rise (n: int) = healthSetting Keywords.Health.rise n
+    /// `health.fall`.
+    let fall (n: int) = healthSetting Keywords.Health.fall n
+    /// `health.spread`: percent of jitter.
+    let spread (percent: int) = healthSetting Keywords.Health.spread percent
+    /// `health.user_agent`.
+    let checkUserAgent (ua: string) = healthSetting Keywords.Health.userAgent ua
 
     // ---- Stats ------------------------------------------------------------------------------------
 
-    /// `[stats] listen` (default 127.0.0.1:8000).
-    let statsListen (address: string) = StatsItem("listen", str address)
-    /// `[stats] realm` (default "lb stats").
-    let realm (r: string) = StatsItem("realm", str r)
-    /// `[stats] user` (default "admin").
-    let user (u: string) = StatsItem("user", str u)
-    /// `[stats] refresh` (default 10s).
-    let refresh (d: TimeSpan) = StatsItem("refresh", duration d)
-    /// `[stats] pinned_window` (default 5m).
-    let pinnedWindow (d: TimeSpan) = StatsItem("pinned_window", duration d)
+    // stats (password) { ... }: names and defaults as `Keywords.Stats` has them.
+    let private statsSetting (k: Keyword<'T>) (value: 'T) = StatsItem(k.Name, k.Render value)
+
+    /// `[stats] listen` (checked when the site is loaded).
+    let statsListen (address: string) = StatsItem(Keywords.Stats.listen.Name, str address)
+    /// `[stats] realm`.
+    let realm (r: string) = statsSetting Keywords.Stats.realm r
+    /// `[stats] user`.
+    let user (u: string) = statsSetting Keywords.Stats.user u
+    /// `[stats] refresh`.
+    let refresh (d: TimeSpan) = statsSetting Keywords.Stats.refresh d
+    /// `[stats] pinned_window`.
+    let pinnedWindow (d: TimeSpan) = statsSetting Keywords.Stats.pinnedWindow d
 
     // ---- VRRP -------------------------------------------------------------------------------------
 
-    let private vrrpKey key value = VrrpItem(at [] key value)
+    // vrrp "eth0" 51 { ... }: names and defaults as `Keywords.Vrrp` has them.
+    let private vrrpSetting (k: Keyword<'T>) (value: 'T) = VrrpItem(at [] k.Name (k.Render value))
 
-    /// `priority` (default 100).
-    let priority (p: int) = vrrpKey "priority" (integer p)
-    /// `advert_int` (default 1s).
-    let advertInterval (d: TimeSpan) = vrrpKey "advert_int" (duration d)
+    /// `priority`.
+    let priority (p: int) = vrrpSetting Keywords.Vrrp.priority p
+    /// `advert_int`.
+    let advertInterval (d: TimeSpan) = vrrpSetting Keywords.Vrrp.advertInterval d
     /// `version`, and `auth_pass` with VRRPv2.
     let version (v: VrrpVersion) =
         match v with
-        | V3 -> vrrpKey "version" (integer 3)
-        | V2 -> vrrpKey "version" (integer 2)
+        | V3 -> vrrpSetting Keywords.Vrrp.version 3
+        | V2 -> vrrpSetting Keywords.Vrrp.version 2
         | V2WithPassword p -> VrrpItem(Append([], "__v2", str p))
     /// One of `virtual_ips` (repeat it for more): `192.0.2.100/24`.
-    let virtualIp (ip: string) = VrrpItem(Append([], "virtual_ips", str ip))
-    /// `preempt` (default true).
-    let preempt (on: bool) = vrrpKey "preempt" (TomlValue.Boolean on)
-    /// `preempt_delay` (default none).
-    let preemptDelay (d: TimeSpan) = vrrpKey "preempt_delay" (duration d)
-    /// `garp_master_delay` (default 5s).
-    let garpMasterDelay (d: TimeSpan) = vrrpKey "garp_master_delay" (duration d)
-    /// `garp_master_repeat` (default 5).
-    let garpMasterRepeat (n: int) = vrrpKey "garp_master_repeat" (integer n)
-    /// `garp_master_refresh` (default off).
-    let garpMasterRefresh (d: TimeSpan) = vrrpKey "garp_master_refresh" (duration d)
+    let virtualIp (ip: string) = VrrpItem(Append([], Keywords.Vrrp.virtualIps.Name, str ip))
+    /// `preempt`.
+    let preempt (on: bool) = vrrpSetting Keywords.Vrrp.preempt on
+    /// `preempt_delay` (zero: none).
+    let preemptDelay (d: TimeSpan) = vrrpSetting Keywords.Vrrp.preemptDelay d
+    /// `garp_master_delay` (zero: none).
+    let garpMasterDelay (d: TimeSpan) = vrrpSetting Keywords.Vrrp.garpMasterDelay d
+    /// `garp_master_repeat`.
+    let garpMasterRepeat (n: int) = vrrpSetting Keywords.Vrrp.garpMasterRepeat n
+    /// `garp_master_refresh` (zero: off).
+    let garpMasterRefresh (d: TimeSpan) = vrrpSetting Keywords.Vrrp.garpMasterRefresh d
     /// One of `unicast_peers`.
-    let unicastPeer (ip: string) = VrrpItem(Append([], "unicast_peers", str ip))
+    let unicastPeer (ip: string) = VrrpItem(Append([], Keywords.Vrrp.unicastPeers.Name, str ip))
     /// One of `track_interfaces`.
-    let trackInterface (name: string) = VrrpItem(Append([], "track_interfaces", str name))
-    /// `track_self = { weight = W }` (default weight 2).
-    let trackSelf (weight: int) = vrrpKey "track_self" (TomlValue.Table [ "weight", integer weight ])
+    let trackInterface (name: string) = VrrpItem(Append([], Keywords.Vrrp.trackInterfaces.Name, str name))
+    /// `track_self = { weight = W }`.
+    let trackSelf (weight: int) = vrrpSetting Keywords.Vrrp.trackSelf (Some weight)
     /// `track_self = false`.
-    let noTrackSelf = vrrpKey "track_self" (TomlValue.Boolean false)
-    /// A track script with keepalived's defaults (interval 2s, weight 0, rise 1, fall 1); change them with
-    /// `{ script "/bin/check" with Weight = 2 }`.
+    let noTrackSelf = vrrpSetting Keywords.Vrrp.trackSelf None
+    /// A track script with keepalived's defaults (`Keywords.TrackScript`);
+    /// change them with `{ script "/bin/check" with Weight = 2 }`.
     let script (command: string) : TrackScriptConfig =
-        { Command = command; Interval = TimeSpan.FromSeconds 2.0; Weight = 0; Rise = 1; Fall = 1 }
+        { Command = command
+          Interval = Keywords.TrackScript.interval.Default
+          Weight = Keywords.TrackScript.weight.Default
+          Rise = Keywords.TrackScript.rise.Default
+          Fall = Keywords.TrackScript.fall.Default }
     /// One `[[vrrp.track_script]]`.
-    let trackScript (s: TrackScriptConfig) =
-        VrrpItem(
-            Append(
-                [],
-                "track_script",
-                TomlValue.Table
-                    [ "command", str s.Command
-                      "interval", duration s.Interval
-                      "weight", integer s.Weight
-                      "rise", integer s.Rise
-                      "fall", integer s.Fall ]
-            )
-        )
+    let trackScript (s: TrackScriptConfig) = VrrpItem(Append([], Keywords.Vrrp.trackScript.Name, TomlRender.trackScript s))
 
     // ---- Apps -------------------------------------------------------------------------------------
 
@@ -423,7 +423,7 @@ module ConfigDsl =
     let server (name: string) (address: string) =
         { ServerName = name; ServerAddress = address; ServerWeight = None; ServerCookie = None; ServerMaxConn = None }
 
-    /// A server's `weight` (default 1).
+    /// A server's `weight` (default: `Keywords.Server.weight`).
     let weight (w: int) (s: ServerSpec) = { s with ServerWeight = Some w }
     /// A server's `cookie`: its persistence value (default: its name; refused with an opaque cookie).
     let cookieValue (value: string) (s: ServerSpec) = { s with ServerCookie = Some value }
@@ -433,20 +433,20 @@ module ConfigDsl =
     let private serverPart (s: ServerSpec) =
         Append(
             [],
-            "servers",
+            Keywords.App.servers.Name,
             TomlValue.Table
-                [ "name", str s.ServerName
-                  "address", str s.ServerAddress
-                  yield! s.ServerWeight |> Option.map (fun w -> "weight", integer w) |> Option.toList
-                  yield! s.ServerCookie |> Option.map (fun c -> "cookie", str c) |> Option.toList
-                  yield! s.ServerMaxConn |> Option.map (fun m -> "maxconn", integer m) |> Option.toList ]
+                [ Keywords.Server.name.Name, str s.ServerName
+                  Keywords.Server.address.Name, str s.ServerAddress
+                  yield! s.ServerWeight |> Option.map (fun w -> Keywords.Server.weight.Name, integer w) |> Option.toList
+                  yield! s.ServerCookie |> Option.map (fun c -> Keywords.Server.cookie.Name, str c) |> Option.toList
+                  yield! s.ServerMaxConn |> Option.map (fun m -> Keywords.Server.maxConn.Name, integer m) |> Option.toList ]
         )
 
-    /// `balance` (default RoundRobin).
-    let balance (algorithm: BalanceAlgorithm) = AppItem [ at [] "balance" (str (TomlRender.balanceWord algorithm)) ]
+    /// `balance` (default `RoundRobin`).
+    let balance (algorithm: BalanceAlgorithm) = AppItem [ at [] Keywords.App.balance.Name (Keywords.App.balance.Render algorithm) ]
 
-    /// `cache`: the app's GET/HEAD responses go through the shared cache (default false).
-    let cache (on: bool) = AppItem [ at [] "cache" (TomlValue.Boolean on) ]
+    /// `cache`: the app's GET/HEAD responses go through the shared cache (default off).
+    let cache (on: bool) = AppItem [ at [] Keywords.App.cache.Name (Keywords.App.cache.Render on) ]
 
     // ---- Rules ------------------------------------------------------------------------------------
 
@@ -524,20 +524,20 @@ module ConfigDsl =
     /// `health { ... }`: the health check settings, as a whole site's or one app's.
     type HealthBuilder() =
         inherit BlockBuilder()
-        member _.Yield(HealthItem(key, value)) = [ at [ "health" ] key value ]
-        member _.Run(parts: Part list) = SharedItem(Open [ "health" ] :: parts)
+        member _.Yield(HealthItem(key, value)) = [ at [ Keywords.Health.Table ] key value ]
+        member _.Run(parts: Part list) = SharedItem(Open [ Keywords.Health.Table ] :: parts)
 
     /// `stats (Hash "...") { ... }`: the stats listener.
     type StatsBuilder(password: StatsPassword) =
         inherit BlockBuilder()
-        member _.Yield(StatsItem(key, value)) = [ at [ "stats" ] key value ]
+        member _.Yield(StatsItem(key, value)) = [ at [ Keywords.Stats.Table ] key value ]
         member _.Yield(()) : Part list = []
         member _.Run(parts: Part list) =
             let passwordKey =
                 match password with
-                | Hash h -> at [ "stats" ] "password_hash" (str h)
-                | HashFile f -> at [ "stats" ] "password_file" (str f)
-            SiteItem(Open [ "stats" ] :: parts @ [ passwordKey ])
+                | Hash h -> at [ Keywords.Stats.Table ] Keywords.Stats.passwordHash.Name (str h)
+                | HashFile f -> at [ Keywords.Stats.Table ] Keywords.Stats.passwordFile.Name (str f)
+            SiteItem(Open [ Keywords.Stats.Table ] :: parts @ [ passwordKey ])
 
     /// `vrrp "eth0" 51 { ... }`: the `[vrrp]` instance on an interface with its virtual router id.
     type VrrpBuilder(iface: string, routerId: int) =
@@ -547,9 +547,9 @@ module ConfigDsl =
             let parts =
                 parts
                 |> List.collect (function
-                    | Append(_, "__v2", password) -> [ at [] "version" (integer 2); at [] "auth_pass" password ]
+                    | Append(_, "__v2", password) -> [ at [] Keywords.Vrrp.version.Name (integer 2); at [] Keywords.Vrrp.authPass.Name password ]
                     | other -> [ other ])
-            SiteItem(at [] "interface" (str iface) :: at [] "virtual_router_id" (integer routerId) :: collect parts |> List.map (under [ "vrrp" ]))
+            SiteItem(at [] Keywords.Vrrp.iface.Name (str iface) :: at [] Keywords.Vrrp.virtualRouterId.Name (integer routerId) :: collect parts |> List.map (under [ Keywords.Vrrp.Table ]))
 
     /// `site { ... }`: a whole site.
     type SiteBuilder() =

@@ -8,10 +8,6 @@ open System
 [<RequireQualifiedAccess>]
 module HopByHop =
 
-    /// RFC 9110 §5.6.2: tchar, the characters of a token (and so of a field name).
-    let private isTchar (c: char) =
-        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || "!#$%&'*+-.^_`|~".IndexOf c >= 0
-
     /// Framing and routing fields that a Connection option can never remove: the proxy frames the message anew
     /// (Content-Length, Transfer-Encoding: dropping one would change where the body ends, the smuggling risk of
     /// RFC 9112 §6.3), and a request must keep its Host (RFC 9112 §3.2). lb's own fields (X-Forwarded-*, its
@@ -36,7 +32,7 @@ module HopByHop =
             connectionValues
             |> Array.collect (fun v -> v.Split ',')
             |> Array.map (fun o -> o.Trim([| ' '; '\t' |]).ToLowerInvariant())
-            |> Array.filter (fun o -> o.Length > 0 && Seq.forall isTchar o && not (kept.Contains o))
+            |> Array.filter (fun o -> o.Length > 0 && Seq.forall Token.isTokenChar o && not (kept.Contains o))
             |> Array.distinct
 
     /// RFC 9112 §6.3 item 5 and RFC 9110 §8.6: `Content-Length = 1*DIGIT`, with the OWS around a field value

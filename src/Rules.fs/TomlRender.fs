@@ -4,16 +4,6 @@ open System
 open System.Globalization
 open System.Text
 
-/// A TOML value as lb writes it: the subset of TOML 1.0 its config uses.
-[<RequireQualifiedAccess>]
-type TomlValue =
-    | String of string
-    | Integer of int64
-    | Boolean of bool
-    | Array of TomlValue list
-    /// An inline table `{ key = value, ... }` (TOML 1.0 §Inline Table: one line, no comments inside).
-    | Table of (string * TomlValue) list
-
 /// One line of a section: `key = value  # comment`, or a comment line on its own.
 [<RequireQualifiedAccess>]
 type TomlLine =
@@ -103,38 +93,12 @@ module TomlRender =
     let private bool (b: bool) = TomlValue.Boolean b
     let private strings (items: string array) = TomlValue.Array [ for s in items -> str s ]
 
-    /// A duration as config reads it (`ConfigReading.formatDuration`: `"10s"`, `"250ms"`).
-    let duration (d: TimeSpan) = str (ConfigReading.formatDuration d)
-
-    /// The config word of a plain-HTTP mode.
-    let plainHttpWord (mode: PlainHttpMode) =
-        match mode with
-        | PlainHttpMode.RedirectToHttps -> "redirect"
-        | PlainHttpMode.Proxy -> "proxy"
-
-    /// The config word of a persistence mode.
-    let modeWord (mode: CookieValueMode) =
-        match mode with
-        | CookieValueMode.Named -> "named"
-        | CookieValueMode.Opaque -> "opaque"
-
-    /// The config word of a balance algorithm.
-    let balanceWord (balance: BalanceAlgorithm) =
-        match balance with
-        | BalanceAlgorithm.RoundRobin -> "roundrobin"
-        | BalanceAlgorithm.LeastConn -> "leastconn"
-        | BalanceAlgorithm.RandomTwoChoices -> "random"
-
-    /// The config value of an access-log target.
-    let accessLogWord (target: AccessLogTarget) =
-        match target with
-        | AccessLogTarget.Stdout -> "stdout"
-        | AccessLogTarget.Off -> "off"
-        | AccessLogTarget.File path -> path
-
     /// A key with its value, marked `# default` when it equals the built-in value.
     let private keyed (k: string) (v: TomlValue) (isDefault: bool) =
         TomlLine.Key(k, v, (if isDefault then Some "default" else None))
+
+    /// A keyword's line: its name and value from `Keywords`, marked `# default` when it is the keyword's default.
+    let private setting (k: Keyword<'T>) (v: 'T) = keyed k.Name (k.Render v) (v = k.Default)
 
     let private keyOf line =
         match line with
@@ -144,69 +108,66 @@ module TomlRender =
     // ---- Sections ---------------------------------------------------------------------------------
 
     let private nodeSection (node: NodeConfig) =
-        { Path = [ "node" ]; Comments = []; Lines =
-            [ keyed "name" (str node.Name) (node.Name = "lb")
-              keyed "reload_on_change" (bool node.ReloadOnChange) (not node.ReloadOnChange)
-              keyed "warm_up" (duration node.WarmUp) (node.WarmUp = TimeSpan.Zero) ] }
+        { Path = [ Keywords.Node.Table ]; Comments = []; Lines =
+            [ setting Keywords.Node.name node.Name
+              setting Keywords.Node.reloadOnChange node.ReloadOnChange
+              setting Keywords.Node.warmUp node.WarmUp ] }
 
     let private listenSection (listen: ListenConfig) =
-        { Path = [ "listen" ]
+        { Path = [ Keywords.Listen.Table ]
           Comments = []
           Lines =
-            [ yield! listen.Http |> Option.map (fun e -> keyed "http" (str (string e)) false) |> Option.toList
-              yield! listen.Https |> Option.map (fun e -> keyed "https" (str (string e)) false) |> Option.toList
-              keyed "plain_http" (str (plainHttpWord listen.PlainHttp)) (listen.PlainHttp = PlainHttpMode.RedirectToHttps)
-              keyed "redirect_status" (int listen.RedirectStatus) (listen.RedirectStatus = 302) ] }
+            [ yield! listen.Http |> Option.map (fun e -> keyed Keywords.Listen.http.Name (str (string e)) false) |> Option.toList
+              yield! listen.Https |> Option.map (fun e -> keyed Keywords.Listen.https.Name (str (string e)) false) |> Option.toList
+              setting Keywords.Listen.plainHttp listen.PlainHttp
+              setting Keywords.Listen.redirectStatus listen.RedirectStatus ] }
 
     let private tlsSection (tls: TlsConfig) =
-        { Path = [ "tls" ]
+        { Path = [ Keywords.Tls.Table ]
           Comments = []
           Lines =
-            [ keyed "cert" (str tls.Cert) false
-              keyed "key" (str tls.Key) false
+            [ keyed Keywords.Tls.cert.Name (str tls.Cert) false
+              keyed Keywords.Tls.key.Name (str tls.Key) false
               match tls.Chain with
-              | Some chain -> keyed "chain" (str chain) false
+              | Some chain -> keyed Keywords.Tls.chain.Name (str chain) false
               | None -> TomlLine.Note "chain: none (default)" ] }
 
     let private defaultsSection (d: DefaultsConfig) =
-        let x = Config.defaultDefaults
-        { Path = [ "defaults" ]
+        { Path = [ Keywords.Defaults.Table ]
           Comments = []
           Lines =
-            [ keyed "retries" (int d.Retries) (d.Retries = x.Retries)
-              keyed "redispatch" (bool d.Redispatch) (d.Redispatch = x.Redispatch)
-              keyed "timeout_connect" (duration d.TimeoutConnect) (d.TimeoutConnect = x.TimeoutConnect)
-              keyed "timeout_client" (duration d.TimeoutClient) (d.TimeoutClient = x.TimeoutClient)
-              keyed "timeout_server" (duration d.TimeoutServer) (d.TimeoutServer = x.TimeoutServer)
-              keyed "maxconn" (int d.MaxConn) (d.MaxConn = x.MaxConn)
-              keyed "timeout_queue" (duration d.TimeoutQueue) (d.TimeoutQueue = x.TimeoutQueue)
-              keyed "retry_on_timeout" (bool d.RetryOnTimeout) (d.RetryOnTimeout = x.RetryOnTimeout)
-              keyed "timeout_shutdown" (duration d.TimeoutShutdown) (d.TimeoutShutdown = x.TimeoutShutdown)
-              keyed "encoded_slashes" (str d.EncodedSlashes.Keyword) (d.EncodedSlashes = x.EncodedSlashes) ] }
+            [ setting Keywords.Defaults.retries d.Retries
+              setting Keywords.Defaults.redispatch d.Redispatch
+              setting Keywords.Defaults.timeoutConnect d.TimeoutConnect
+              setting Keywords.Defaults.timeoutClient d.TimeoutClient
+              setting Keywords.Defaults.timeoutServer d.TimeoutServer
+              setting Keywords.Defaults.maxConn d.MaxConn
+              setting Keywords.Defaults.timeoutQueue d.TimeoutQueue
+              setting Keywords.Defaults.retryOnTimeout d.RetryOnTimeout
+              setting Keywords.Defaults.timeoutShutdown d.TimeoutShutdown
+              setting Keywords.Defaults.encodedSlashes d.EncodedSlashes ] }
 
     let private persistenceLines (p: PersistenceConfig) =
-        let x = Config.defaultPersistence
-        [ keyed "cookie" (str (defaultArg p.Cookie "")) (p.Cookie = x.Cookie)
-          keyed "mode" (str (modeWord p.Mode)) (p.Mode = x.Mode)
-          keyed "move_first" (bool p.MoveFirst) (p.MoveFirst = x.MoveFirst) ]
+        [ setting Keywords.Persistence.cookie p.Cookie
+          setting Keywords.Persistence.mode p.Mode
+          setting Keywords.Persistence.moveFirst p.MoveFirst ]
 
     let private healthLines (h: HealthCheckConfig) =
-        let x = Config.defaultHealth
-        [ keyed "enabled" (bool h.Enabled) (h.Enabled = x.Enabled)
-          keyed "method" (str h.Method) (h.Method = x.Method)
-          keyed "path" (str h.Path) (h.Path = x.Path)
+        [ setting Keywords.Health.enabled h.Enabled
+          setting Keywords.Health.method h.Method
+          setting Keywords.Health.path h.Path
           match h.Host with
-          | Some host -> keyed "host" (str host) false
+          | Some host -> keyed Keywords.Health.host.Name (str host) false
           | None -> TomlLine.Note "host: none, checks send each server's address (default)"
-          keyed "expect" (str (string h.Expected)) (h.Expected = x.Expected)
-          keyed "interval" (duration h.Interval) (h.Interval = x.Interval)
+          setting Keywords.Health.expect h.Expected
+          setting Keywords.Health.interval h.Interval
           // Marked only when it is the default itself: a global timeout capped at a short interval is written,
           // as apps with a longer interval inherit it.
-          keyed "timeout" (duration h.Timeout) (h.Timeout = Config.DefaultHealthTimeout)
-          keyed "rise" (int h.Thresholds.Rise) (h.Thresholds.Rise = x.Thresholds.Rise)
-          keyed "fall" (int h.Thresholds.Fall) (h.Thresholds.Fall = x.Thresholds.Fall)
-          keyed "spread" (int h.Spread) (h.Spread = x.Spread)
-          keyed "user_agent" (str h.UserAgent) (h.UserAgent = x.UserAgent) ]
+          setting Keywords.Health.timeout h.Timeout
+          setting Keywords.Health.rise h.Thresholds.Rise
+          setting Keywords.Health.fall h.Thresholds.Fall
+          setting Keywords.Health.spread h.Spread
+          setting Keywords.Health.userAgent h.UserAgent ]
 
     let private errorsSection (pages: (int * string) array) =
         { Path = [ "errors" ]
@@ -214,72 +175,66 @@ module TomlRender =
           Lines = [ for status, path in pages -> keyed (string status) (str path) false ] }
 
     let private statsSection (s: StatsConfig) =
-        { Path = [ "stats" ]
+        { Path = [ Keywords.Stats.Table ]
           Comments = []
           Lines =
-            [ keyed "listen" (str (string s.Listen)) (s.Listen = Config.DefaultStatsListen)
-              keyed "realm" (str s.Realm) (s.Realm = "lb stats")
-              keyed "user" (str s.User) (s.User = "admin")
-              keyed "password_hash" (str (string s.PasswordHash)) false
-              keyed "refresh" (duration s.Refresh) (s.Refresh = TimeSpan.FromSeconds 10.0)
-              keyed "pinned_window" (duration s.PinnedWindow) (s.PinnedWindow = TimeSpan.FromMinutes 5.0) ] }
+            [ setting Keywords.Stats.listen s.Listen
+              setting Keywords.Stats.realm s.Realm
+              setting Keywords.Stats.user s.User
+              keyed Keywords.Stats.passwordHash.Name (str (string s.PasswordHash)) false
+              setting Keywords.Stats.refresh s.Refresh
+              setting Keywords.Stats.pinnedWindow s.PinnedWindow ] }
 
     let private logSection (log: LogConfig) =
-        { Path = [ "log" ]
-          Comments = []
-          Lines = [ keyed "access" (str (accessLogWord log.Access)) (log.Access = Config.defaultLog.Access) ] }
+        { Path = [ Keywords.Log.Table ]; Comments = []; Lines = [ setting Keywords.Log.access log.Access ] }
 
-    let private trackScript (t: TrackScriptConfig) =
+    /// A `[[vrrp.track_script]]` table, every key written.
+    let trackScript (t: TrackScriptConfig) =
         TomlValue.Table
-            [ "command", str t.Command
-              "interval", duration t.Interval
-              "weight", int t.Weight
-              "rise", int t.Rise
-              "fall", int t.Fall ]
+            [ Keywords.TrackScript.command.Name, str t.Command
+              Keywords.TrackScript.interval.Name, Keywords.TrackScript.interval.Render t.Interval
+              Keywords.TrackScript.weight.Name, Keywords.TrackScript.weight.Render t.Weight
+              Keywords.TrackScript.rise.Name, Keywords.TrackScript.rise.Render t.Rise
+              Keywords.TrackScript.fall.Name, Keywords.TrackScript.fall.Render t.Fall ]
 
     let private vrrpSection (v: VrrpConfig) =
-        { Path = [ "vrrp" ]
+        { Path = [ Keywords.Vrrp.Table ]
           Comments = []
           Lines =
-            [ keyed "interface" (str v.Interface) false
-              keyed "virtual_router_id" (int v.VirtualRouterId) false
-              keyed "priority" (int v.Priority) (v.Priority = 100)
-              keyed "advert_int" (duration v.AdvertInterval) (v.AdvertInterval = TimeSpan.FromSeconds 1.0)
-              keyed "version" (int v.Version) (v.Version = 3)
-              keyed "virtual_ips" (strings v.VirtualIps) false
-              keyed "preempt" (bool v.Preempt) v.Preempt
-              // A zero delay is not a duration config accepts: it is written by leaving the key out.
-              if v.PreemptDelay > TimeSpan.Zero then keyed "preempt_delay" (duration v.PreemptDelay) false
-              else TomlLine.Note "preempt_delay: none (default)"
-              keyed "garp_master_delay" (duration v.GarpMasterDelay) (v.GarpMasterDelay = TimeSpan.FromSeconds 5.0)
-              keyed "garp_master_repeat" (int v.GarpMasterRepeat) (v.GarpMasterRepeat = 5)
-              if v.GarpMasterRefresh > TimeSpan.Zero then keyed "garp_master_refresh" (duration v.GarpMasterRefresh) false
-              else TomlLine.Note "garp_master_refresh: off (default)"
-              keyed "unicast_peers" (strings v.UnicastPeers) (v.UnicastPeers.Length = 0)
-              keyed "track_interfaces" (strings v.TrackInterfaces) (v.TrackInterfaces.Length = 0)
-              match v.TrackSelfWeight with
-              | Some w -> keyed "track_self" (TomlValue.Table [ "weight", int w ]) (w = 2)
-              | None -> keyed "track_self" (bool false) false
-              keyed "track_script" (TomlValue.Array [ for t in v.TrackScripts -> trackScript t ]) (v.TrackScripts.Length = 0)
+            [ keyed Keywords.Vrrp.iface.Name (str v.Interface) false
+              keyed Keywords.Vrrp.virtualRouterId.Name (int v.VirtualRouterId) false
+              setting Keywords.Vrrp.priority v.Priority
+              setting Keywords.Vrrp.advertInterval v.AdvertInterval
+              setting Keywords.Vrrp.version v.Version
+              keyed Keywords.Vrrp.virtualIps.Name (strings v.VirtualIps) false
+              setting Keywords.Vrrp.preempt v.Preempt
+              setting Keywords.Vrrp.preemptDelay v.PreemptDelay
+              setting Keywords.Vrrp.garpMasterDelay v.GarpMasterDelay
+              setting Keywords.Vrrp.garpMasterRepeat v.GarpMasterRepeat
+              setting Keywords.Vrrp.garpMasterRefresh v.GarpMasterRefresh
+              setting Keywords.Vrrp.unicastPeers v.UnicastPeers
+              setting Keywords.Vrrp.trackInterfaces v.TrackInterfaces
+              setting Keywords.Vrrp.trackSelf v.TrackSelfWeight
+              keyed Keywords.Vrrp.trackScript.Name (TomlValue.Array [ for t in v.TrackScripts -> trackScript t ]) (v.TrackScripts.Length = 0)
               match v.AuthPassword with
-              | Some p -> keyed "auth_pass" (str p) false
+              | Some p -> keyed Keywords.Vrrp.authPass.Name (str p) false
               | None -> () ] }
 
     let private cacheSection (c: CacheConfig) =
-        let x = Config.defaultCache
-        let size (bytes: int64) = str (Config.formatSize bytes)
-        { Path = [ "cache" ]
+        let k = Keywords.Cache.maxEntry
+        { Path = [ Keywords.Cache.Table ]
           Comments = [ "Used by the apps with `cache = true`." ]
           Lines =
-            [ keyed "memory" (size c.MemoryBytes) (c.MemoryBytes = x.MemoryBytes)
-              keyed "max_entry" (size c.MaxEntryBytes) (c.MaxEntryBytes = min x.MaxEntryBytes c.MemoryBytes)
+            [ setting Keywords.Cache.memory c.MemoryBytes
+              // The default entry bound is capped at the memory bound (`CacheSection.parseCacheMaxEntry`).
+              keyed k.Name (k.Render c.MaxEntryBytes) (c.MaxEntryBytes = min k.Default c.MemoryBytes)
               match c.Dir with
               | Some dir ->
-                  keyed "dir" (str dir) false
-                  keyed "disk" (size c.DiskBytes) (c.DiskBytes = x.DiskBytes)
+                  keyed Keywords.Cache.dir.Name (str dir) false
+                  setting Keywords.Cache.disk c.DiskBytes
               // `disk` without `dir` is refused: the disk store is off, its bound is not written.
               | None -> TomlLine.Note "dir: none, entries are kept in memory only (default)"
-              keyed "x_cache_header" (bool c.XCacheHeader) (c.XCacheHeader = x.XCacheHeader) ] }
+              setting Keywords.Cache.xCacheHeader c.XCacheHeader ] }
 
     // ---- Rules ------------------------------------------------------------------------------------
 
@@ -291,7 +246,7 @@ module TomlRender =
               | ValueTest.Equals v -> "equals", str v
               | ValueTest.Matches p -> "regex", str p.Source ]
 
-    /// A `when` table: one key per condition, `all` for several (`Config.parseCondition` reads it back).
+    /// A `when` table: one key per condition, `all` for several (`RulesSection.parseCondition` reads it back).
     let rec condition (c: Condition) : TomlValue =
         let one key value = TomlValue.Table [ key, value ]
         match c with
@@ -308,7 +263,7 @@ module TomlRender =
         | Condition.Any cs -> one "any" (TomlValue.Array(cs |> List.map condition))
         | Condition.Not c -> one "not" (condition c)
 
-    /// A `then` table (`Config.parseAction` reads it back; header edits come back grouped set, add, remove).
+    /// A `then` table (`RulesSection.parseAction` reads it back; header edits come back grouped set, add, remove).
     let action (a: RuleAction) : TomlValue =
         match a with
         | RuleAction.Deny status -> TomlValue.Table [ "deny", int status ]
@@ -344,35 +299,36 @@ module TomlRender =
 
     let private server (app: AppConfig) (s: ServerConfig) =
         TomlValue.Table
-            [ "name", str s.Name
-              "address", str (string s.Address)
-              "weight", int s.Weight
+            [ Keywords.Server.name.Name, str s.Name
+              Keywords.Server.address.Name, str (string s.Address)
+              Keywords.Server.weight.Name, Keywords.Server.weight.Render s.Weight
               // Only a Named value other than the name was configured; Opaque values are always derived.
-              if app.Persistence.Mode = CookieValueMode.Named && s.CookieValue <> s.Name then "cookie", str s.CookieValue
+              if app.Persistence.Mode = CookieValueMode.Named && s.CookieValue <> s.Name then
+                  Keywords.Server.cookie.Name, str s.CookieValue
               match s.MaxConn with
-              | Some m -> "maxconn", int m
+              | Some m -> Keywords.Server.maxConn.Name, int m
               | None -> () ]
 
     let private appSection (persistence: PersistenceConfig) (health: HealthCheckConfig) (app: AppConfig) =
         { Path = [ "apps"; app.Name ]
           Comments = []
           Lines =
-            [ keyed "balance" (str (balanceWord app.Balance)) (app.Balance = BalanceAlgorithm.RoundRobin)
+            [ setting Keywords.App.balance app.Balance
               match overrides (persistenceLines app.Persistence) (persistenceLines persistence) with
               | [] -> ()
               | keys -> TomlLine.Key("persistence", TomlValue.Table keys, Some "over [persistence]")
               match overrides (healthLines app.Health) (healthLines health) with
               | [] -> ()
               | keys -> TomlLine.Key("health", TomlValue.Table keys, Some "over [health]")
-              keyed "cache" (bool app.Cache) (not app.Cache)
-              TomlLine.Key("servers", TomlValue.Array [ for s in app.Servers -> server app s ], None)
+              setting Keywords.App.cache app.Cache
+              TomlLine.Key(Keywords.App.servers.Name, TomlValue.Array [ for s in app.Servers -> server app s ], None)
               if app.Rules.Length > 0 then rulesLine app.Rules ] }
 
     /// The document of a config; `render` prints it.
     let document (config: LbConfig) : TomlSection list =
-        let persistence = config.Apps |> Array.map (fun a -> a.Persistence) |> mostCommon Config.defaultPersistence
+        let persistence = config.Apps |> Array.map (fun a -> a.Persistence) |> mostCommon PersistenceSection.defaultPersistence
         let health =
-            let common = config.Apps |> Array.map (fun a -> a.Health) |> mostCommon Config.defaultHealth
+            let common = config.Apps |> Array.map (fun a -> a.Health) |> mostCommon HealthSection.defaultHealth
             // An app cannot unset an inherited host: the global table has none if any app has none.
             if config.Apps |> Array.exists (fun a -> a.Health.Host.IsNone) then { common with Host = None } else common
         let header =
@@ -387,10 +343,10 @@ module TomlRender =
           listenSection config.Listen
           yield! config.Tls |> Option.map tlsSection |> Option.toList
           defaultsSection config.Defaults
-          { Path = [ "persistence" ]
+          { Path = [ Keywords.Persistence.Table ]
             Comments = [ "Every app inherits these; an app's `persistence = { ... }` overrides them key by key." ]
             Lines = persistenceLines persistence }
-          { Path = [ "health" ]
+          { Path = [ Keywords.Health.Table ]
             Comments = [ "Every app inherits these; an app's `health = { ... }` overrides them key by key." ]
             Lines = healthLines health }
           if config.ErrorPages.Length > 0 then errorsSection config.ErrorPages

@@ -26,6 +26,16 @@ and TomlTable =
     { Entries: (string * Position * TomlNode) list
       At: Position }
 
+/// A TOML value as lb writes it: the subset of TOML 1.0 its config uses.
+[<RequireQualifiedAccess>]
+type TomlValue =
+    | String of string
+    | Integer of int64
+    | Boolean of bool
+    | Array of TomlValue list
+    /// An inline table `{ key = value, ... }` (TOML 1.0 §Inline Table: one line, no comments inside).
+    | Table of (string * TomlValue) list
+
 [<RequireQualifiedAccess>]
 module TomlNode =
     let position node =

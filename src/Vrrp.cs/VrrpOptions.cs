@@ -22,7 +22,8 @@ public sealed record TrackSelf(Func<CancellationToken, Task<bool>> Check, int We
 
 /// <summary>
 /// Configuration of one VRRP instance, the `[vrrp]` section of lb's config. Defaults follow keepalived where it
-/// has one (priority 100, advert_int 1 s, preempt, garp_master_delay 5 s, garp_master_repeat 5).
+/// has one (priority 100, advert_int 1 s, preempt, garp_master_delay 5 s, garp_master_repeat 5). This library does
+/// not read lb's config; Host.Tests' VrrpDefaultsTests keeps these equal to the config's (`Keywords.Vrrp`).
 /// </summary>
 public sealed record VrrpOptions
 {

@@ -394,6 +394,73 @@ prempt = false
         Assert.All(errors, fun e -> Assert.True(e.Line > 20))
     | Ok _ -> failwith "expected errors"
 
+[<Fact>]
+let ``"0s" turns preempt_delay and the garp_master delays off, as the docs say`` () =
+    // Issue 16: "0s" was refused ("is not a duration") for these three although 0 means off.
+    let text =
+        withVrrp
+            """
+interface = "eth0"
+virtual_router_id = 51
+virtual_ips = ["192.0.2.100/24"]
+preempt_delay = "0s"
+garp_master_delay = "0s"
+garp_master_refresh = "0ms"
+"""
+    match parse text with
+    | Ok config ->
+        let vrrp = config.Vrrp.Value
+        Assert.Equal(TimeSpan.Zero, vrrp.PreemptDelay)
+        Assert.Equal(TimeSpan.Zero, vrrp.GarpMasterDelay)
+        Assert.Equal(TimeSpan.Zero, vrrp.GarpMasterRefresh)
+    | Error errors -> failwithf "%A" errors
+
+[<Fact>]
+let ``"0s" is still refused where zero means nothing: advert_int and the timeouts`` () =
+    let text =
+        withVrrp
+            """
+interface = "eth0"
+virtual_router_id = 51
+virtual_ips = ["192.0.2.100/24"]
+advert_int = "0s"
+"""
+    let text = text.Replace("timeout_connect = \"5s\"", "timeout_connect = \"0s\"")
+    match parse text with
+    | Error errors ->
+        let keywords = errors |> List.map (fun e -> e.Keyword)
+        Assert.Contains("vrrp.advert_int", keywords)
+        Assert.Contains("defaults.timeout_connect", keywords)
+    | Ok _ -> failwith "expected errors"
+
+[<Fact>]
+let ``a typo in [node] and no listener are both reported`` () =
+    // Issue 16: one error count shared by every section made "no listener is configured" wait until the rest
+    // of the file was clean, so fixing the [node] typo revealed a second error only on the next `lb check`.
+    let text =
+        """
+[node]
+nmae = "lb1"
+[apps.app1]
+servers = [ { name = "app1_1", address = "127.0.0.1:9101" } ]
+"""
+    match parse text with
+    | Error errors ->
+        let found = errors |> List.map (fun e -> e.Keyword, e.Message)
+        Assert.Contains(("node.nmae", "unknown key"), found)
+        Assert.Contains(("listen", "no listener is configured"), found)
+        Assert.Equal(2, errors.Length)
+    | Ok _ -> failwith "expected errors"
+
+[<Fact>]
+let ``a refused listener address is not reported a second time as no listener`` () =
+    match parse (valid.Replace("http  = \"127.0.0.1:18080\"", "").Replace("https = \"127.0.0.1:18443\"", "https = \"nowhere\"")) with
+    | Error errors ->
+        let keywords = errors |> List.map (fun e -> e.Keyword)
+        Assert.Contains("listen.https", keywords)
+        Assert.DoesNotContain("listen", keywords)
+    | Ok _ -> failwith "expected errors"
+
 [<Property>]
 let ``every dotted IPv4 address with a prefix from 1 to 32 is a valid virtual IP`` (a: byte, b: byte, c: byte, d: byte, prefix: byte) =
     let p = int prefix % 32 + 1

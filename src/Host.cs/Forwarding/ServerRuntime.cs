@@ -51,7 +51,7 @@ public sealed class ServerRuntime
     /// <param name="pinnedWindow">How long a client counts as pinned after its last request (`[stats] pinned_window`).</param>
     public ServerRuntime(AppConfig app, int index, TimeSpan? pinnedWindow = null)
         // HAProxy's default: a server starts up and the first failed check takes it down (Health.initial).
-        : this(app, index, new ServerState(Lb.Rules.Health.Initial(app.Health.Thresholds, true), MaxConnOf(app, index), new ServerCounters(pinnedWindow ?? TimeSpan.FromMinutes(5))))
+        : this(app, index, new ServerState(Lb.Rules.Health.Initial(app.Health.Thresholds, true), MaxConnOf(app, index), new ServerCounters(pinnedWindow ?? Keywords.Stats.PinnedWindow.Default)))
     {
     }
 

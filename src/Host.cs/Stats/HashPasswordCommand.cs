@@ -33,14 +33,15 @@ public static class HashPasswordCommand
             return 1;
         }
         var hash = Password.Hash(password, RandomNumberGenerator.GetBytes(Password.SaltBytes), iterations);
-        if (Password.FindWellKnown(hash, "admin") is { } known)
+        // The check lb check makes for the default user (`[stats] user`); a user of its own is checked there too.
+        if (Password.FindWellKnown(hash, Keywords.Stats.User.Default) is { } known)
         {
             Console.Error.WriteLine($"lb: '{(known.Value == "" ? "(empty)" : known.Value)}' is a well-known password; lb check would refuse it");
             return 1;
         }
         Console.WriteLine(hash.ToString());
         if (!Console.IsOutputRedirected)
-            Console.Error.WriteLine("put it in the config as: password_hash = \"<the line above>\" under [stats]");
+            Console.Error.WriteLine($"put it in the config as: {Keywords.Stats.PasswordHash.Name} = \"<the line above>\" under [{Keywords.Stats.PasswordHash.Section}]");
         return 0;
     }
 

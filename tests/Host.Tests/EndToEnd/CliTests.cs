@@ -45,6 +45,21 @@ public sealed class CliTests : IDisposable
         Assert.Contains("timeout_connect", result.StdoutLines[0]); // the did-you-mean hint
     }
 
+    // Issue 16: one error count shared by every section hid "no listener is configured" behind any other mistake.
+    [Fact]
+    public async Task Check_on_a_node_typo_and_no_listener_reports_both_at_their_lines()
+    {
+        Directory.CreateDirectory(_directory);
+        var config = Path.Combine(_directory, "typo-no-listener.toml");
+        File.WriteAllText(config, "[node]\nnmae = \"lb1\"\n[apps.app1]\nservers = [ { name = \"app1_1\", address = \"127.0.0.1:9101\" } ]\n");
+
+        var result = await LbProgram.RunAsync(["check", "-c", config]);
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains(result.StdoutLines, l => l.StartsWith($"{config}:2:1: node.nmae: unknown key", StringComparison.Ordinal));
+        Assert.Contains(result.StdoutLines, l => Regex.IsMatch(l, @"typo-no-listener\.toml:\d+:\d+: listen: no listener is configured \(hint: "));
+    }
+
     [Fact]
     public async Task The_broken_sample_has_exactly_three_marked_mistakes()
     {
