@@ -142,6 +142,43 @@ module ConfigReading =
             fallback
         | None -> fallback
 
+    let private sizeUnits =
+        [ "B", 1L; "KB", 1L <<< 10; "KiB", 1L <<< 10; "MB", 1L <<< 20; "MiB", 1L <<< 20; "GB", 1L <<< 30; "GiB", 1L <<< 30
+          "TB", 1L <<< 40; "TiB", 1L <<< 40 ]
+
+    /// `"256MB"`, `"512KB"`, `"1GiB"`, `"4096B"`: a whole number and a unit; K, M, G and T are powers of 1024 (as
+    /// in nginx), with or without the `i`. A bare number is refused, like a bare duration.
+    let parseSize (text: string) : int64 option =
+        let text = text.Trim()
+        let digits = text |> Seq.takeWhile Char.IsAsciiDigit |> Seq.length
+        let unitName = text.Substring(digits).Trim()
+        match sizeUnits |> List.tryFind (fun (u, _) -> String.Equals(u, unitName, StringComparison.OrdinalIgnoreCase)) with
+        | Some(_, multiplier) when digits > 0 && digits <= 12 ->
+            let n = Int64.Parse(text.Substring(0, digits), CultureInfo.InvariantCulture)
+            if n <= Int64.MaxValue / multiplier then Some(n * multiplier) else None
+        | _ -> None
+
+    /// A size as config writes it (round trips through `parseSize`): the largest unit that divides it.
+    let formatSize (bytes: int64) =
+        [ "TB", 1L <<< 40; "GB", 1L <<< 30; "MB", 1L <<< 20; "KB", 1L <<< 10 ]
+        |> List.tryFind (fun (_, m) -> bytes >= m && bytes % m = 0L)
+        |> Option.map (fun (u, m) -> $"{bytes / m}{u}")
+        |> Option.defaultValue $"{bytes}B"
+
+    /// A size within bounds (`parseSize`), or the default when absent.
+    let size errors (section: Section) key (low: int64) (high: int64) (fallback: int64) : int64 =
+        match optString errors section key with
+        | Some(text, at) ->
+            match parseSize text with
+            | Some n when n >= low && n <= high -> n
+            | Some _ ->
+                addError errors (keyword section key) at $"'{text}' is out of range" $"use a size from {formatSize low} to {formatSize high}"
+                fallback
+            | None ->
+                addError errors (keyword section key) at $"'{text}' is not a size" "write it with its unit, like \"256MB\", \"512KB\" or \"1GB\""
+                fallback
+        | None -> fallback
+
     /// `host:port` or `[v6]:port`; `*:port` listens on every address.
     let parseEndpoint (text: string) : Result<Endpoint, string> =
         let hostPort =
@@ -323,7 +360,9 @@ module Config =
           MaxConn = 2000
           TimeoutQueue = TimeSpan.FromSeconds 5.0
           RetryOnTimeout = false
-          TimeoutShutdown = TimeSpan.FromSeconds 30.0 }
+          TimeoutShutdown = TimeSpan.FromSeconds 30.0
+          MaxRequestBody = 1L <<< 30
+          MaxRequestHeaders = 32L <<< 10 }
 
     /// Upper bound of every `maxconn`: far above what one process serves, low enough to catch a typo.
     [<Literal>]
@@ -344,6 +383,29 @@ module Config =
     /// requests before it closes their connections (default 30s).
     let parseTimeoutShutdown errors (d: Section) = duration errors d "timeout_shutdown" defaultDefaults.TimeoutShutdown
 
+    /// The largest `max_request_body`: 1TB, far above any upload; a larger value is taken for a slip of unit.
+    let MaxRequestBodyLimit = 1L <<< 40
+
+    /// `max_request_body` in `[defaults]` or `[apps.NAME]`: the largest request body, `"1B"` to `"1TB"`. Rejects
+    /// `"0B"`: Apache's `LimitRequestBody 0` means unlimited, lb has no unlimited, and 0 refusing every body would
+    /// be the opposite of what a migrated config meant.
+    let private requestBodySize errors (section: Section) (fallback: int64) =
+        match tryGet section "max_request_body" with
+        | Some(_, _, TString(text, at)) when ConfigReading.parseSize text = Some 0L ->
+            addError errors (keyword section "max_request_body") at "0 is not a limit" "lb has no unlimited (Apache's 0): write the largest body to accept, like \"10GB\""
+            fallback
+        | _ -> size errors section "max_request_body" 1L MaxRequestBodyLimit fallback
+
+    /// `[defaults] max_request_body`: the largest request body of an app that sets none (default 1GB, as Apache's
+    /// `LimitRequestBody`). Over it: 413 (`RequestLimits.body`).
+    let parseMaxRequestBody errors (d: Section) = requestBodySize errors d defaultDefaults.MaxRequestBody
+
+    /// `[defaults] max_request_headers`: the most bytes of request header fields, names and values (Kestrel's
+    /// `MaxRequestHeadersTotalSize`), `"1KB"` to `"1MB"`, default `"32KB"`: what Kestrel allowed before, and twice
+    /// HAProxy's `tune.bufsize` (16KB, the whole request head). Over it Kestrel answers 431 (RFC 6585 §5).
+    let parseMaxRequestHeaders errors (d: Section) =
+        size errors d "max_request_headers" (1L <<< 10) (1L <<< 20) defaultDefaults.MaxRequestHeaders
+
     /// `[defaults]`: HAProxy's defaults section (retries, redispatch, contimeout/clitimeout/srvtimeout, maxconn,
     /// timeout queue, retry-on response-timeout) and global hard-stop-after.
     let parseDefaults errors (root: Section) : DefaultsConfig =
@@ -360,7 +422,9 @@ module Config =
                   "maxconn"
                   "timeout_queue"
                   "retry_on_timeout"
-                  "timeout_shutdown" ]
+                  "timeout_shutdown"
+                  "max_request_body"
+                  "max_request_headers" ]
             { Retries = intInRange errors d "retries" 0 100 defaultDefaults.Retries
               Redispatch = optBool errors d "redispatch" |> Option.defaultValue defaultDefaults.Redispatch
               TimeoutConnect = duration errors d "timeout_connect" defaultDefaults.TimeoutConnect
@@ -369,7 +433,9 @@ module Config =
               MaxConn = parseMaxConn errors d
               TimeoutQueue = parseTimeoutQueue errors d
               RetryOnTimeout = parseRetryOnTimeout errors d
-              TimeoutShutdown = parseTimeoutShutdown errors d }
+              TimeoutShutdown = parseTimeoutShutdown errors d
+              MaxRequestBody = parseMaxRequestBody errors d
+              MaxRequestHeaders = parseMaxRequestHeaders errors d }
         | None -> defaultDefaults
 
     // ---- Persistence ------------------------------------------------------------------------------
@@ -1051,6 +1117,12 @@ module Config =
     /// default false, as Apache's mod_cache caches nothing without `CacheEnable`.
     let parseAppCache errors (app: Section) : bool = optBool errors app "cache" |> Option.defaultValue false
 
+    /// `[apps.NAME] max_request_body`: this app's body limit, over `[defaults] max_request_body` (None: that one).
+    let parseAppMaxRequestBody errors (app: Section) : int64 option =
+        match tryGet app "max_request_body" with
+        | Some _ -> Some(requestBodySize errors app defaultDefaults.MaxRequestBody)
+        | None -> None
+
     /// `[apps.NAME]`: one application reached as `/NAME/`, with its servers (HAProxy `backend NAME`). Its
     /// `persistence` and `health` tables override the global ones key by key.
     let parseApp
@@ -1061,7 +1133,7 @@ module Config =
         (persistence: PersistenceConfig)
         (health: HealthCheckConfig * TimeSpan option)
         : AppConfig option =
-        rejectUnknownKeys errors app [ "servers"; "balance"; "persistence"; "health"; "cache"; "rules" ]
+        rejectUnknownKeys errors app [ "servers"; "balance"; "persistence"; "health"; "cache"; "max_request_body"; "rules" ]
         if not (isValidAppName name) then
             addError errors app.Path at $"'{name}' cannot be an app name" "an app name is one path segment: letters, digits, '-', '_', '.', '~'"
         let balance = parseBalance errors app
@@ -1088,6 +1160,7 @@ module Config =
                   Persistence = persistence
                   Health = health
                   Cache = parseAppCache errors app
+                  MaxRequestBody = parseAppMaxRequestBody errors app
                   Rules = parseRules errors app (AppRules(name, servers |> List.map (fun s -> s.Name))) }
 
     let parseApps errors (root: Section) (persistence: PersistenceConfig) (health: HealthCheckConfig * TimeSpan option) : AppConfig array =
@@ -1385,41 +1458,11 @@ module Config =
 
     // ---- [cache] (Apache's mod_cache, RFC 9111) -----------------------------------------------------
 
-    let private sizeUnits =
-        [ "B", 1L; "KB", 1L <<< 10; "KiB", 1L <<< 10; "MB", 1L <<< 20; "MiB", 1L <<< 20; "GB", 1L <<< 30; "GiB", 1L <<< 30
-          "TB", 1L <<< 40; "TiB", 1L <<< 40 ]
+    /// `ConfigReading.parseSize`, where every section's sizes are read.
+    let parseSize text = ConfigReading.parseSize text
 
-    /// `"256MB"`, `"512KB"`, `"1GiB"`, `"4096B"`: a whole number and a unit; K, M, G and T are powers of 1024 (as
-    /// in nginx), with or without the `i`. A bare number is refused, like a bare duration.
-    let parseSize (text: string) : int64 option =
-        let text = text.Trim()
-        let digits = text |> Seq.takeWhile Char.IsAsciiDigit |> Seq.length
-        let unitName = text.Substring(digits).Trim()
-        match sizeUnits |> List.tryFind (fun (u, _) -> String.Equals(u, unitName, StringComparison.OrdinalIgnoreCase)) with
-        | Some(_, multiplier) when digits > 0 && digits <= 12 ->
-            let n = Int64.Parse(text.Substring(0, digits), CultureInfo.InvariantCulture)
-            if n <= Int64.MaxValue / multiplier then Some(n * multiplier) else None
-        | _ -> None
-
-    /// A size as config writes it (round trips through `parseSize`): the largest unit that divides it.
-    let formatSize (bytes: int64) =
-        [ "TB", 1L <<< 40; "GB", 1L <<< 30; "MB", 1L <<< 20; "KB", 1L <<< 10 ]
-        |> List.tryFind (fun (_, m) -> bytes >= m && bytes % m = 0L)
-        |> Option.map (fun (u, m) -> $"{bytes / m}{u}")
-        |> Option.defaultValue $"{bytes}B"
-
-    let private size errors (section: Section) key (low: int64) (high: int64) (fallback: int64) : int64 =
-        match optString errors section key with
-        | Some(text, at) ->
-            match parseSize text with
-            | Some n when n >= low && n <= high -> n
-            | Some _ ->
-                addError errors (keyword section key) at $"'{text}' is out of range" $"use a size from {formatSize low} to {formatSize high}"
-                fallback
-            | None ->
-                addError errors (keyword section key) at $"'{text}' is not a size" "write it with its unit, like \"256MB\", \"512KB\" or \"1GB\""
-                fallback
-        | None -> fallback
+    /// `ConfigReading.formatSize`.
+    let formatSize bytes = ConfigReading.formatSize bytes
 
     let defaultCache =
         { MemoryBytes = 256L <<< 20

@@ -292,6 +292,11 @@ module ConfigDsl =
 
     let private size (bytes: int64) = str (Config.formatSize bytes)
 
+    /// `[defaults] max_request_body`: the largest request body of an app that sets none (default 1GB).
+    let maxRequestBody (bytes: int64) = siteKey [ "defaults" ] "max_request_body" (size bytes)
+    /// `[defaults] max_request_headers`: the most bytes of request header fields (default 32KB).
+    let maxRequestHeaders (bytes: int64) = siteKey [ "defaults" ] "max_request_headers" (size bytes)
+
     /// `[cache] memory`: the memory store's bound (default 256MB).
     let cacheMemory (bytes: int64) = siteKey [ "cache" ] "memory" (size bytes)
     /// `[cache] max_entry`: the largest body stored (default 1MB).
@@ -445,6 +450,9 @@ module ConfigDsl =
 
     /// `cache`: the app's GET/HEAD responses go through the shared cache (default false).
     let cache (on: bool) = AppItem [ at [] "cache" (TomlValue.Boolean on) ]
+
+    /// `max_request_body`: this app's request body limit, over `[defaults] max_request_body`.
+    let appMaxRequestBody (bytes: int64) = AppItem [ at [] "max_request_body" (size bytes) ]
 
     // ---- Rules ------------------------------------------------------------------------------------
 

@@ -181,7 +181,9 @@ module TomlRender =
               keyed "maxconn" (int d.MaxConn) (d.MaxConn = x.MaxConn)
               keyed "timeout_queue" (duration d.TimeoutQueue) (d.TimeoutQueue = x.TimeoutQueue)
               keyed "retry_on_timeout" (bool d.RetryOnTimeout) (d.RetryOnTimeout = x.RetryOnTimeout)
-              keyed "timeout_shutdown" (duration d.TimeoutShutdown) (d.TimeoutShutdown = x.TimeoutShutdown) ] }
+              keyed "timeout_shutdown" (duration d.TimeoutShutdown) (d.TimeoutShutdown = x.TimeoutShutdown)
+              keyed "max_request_body" (str (Config.formatSize d.MaxRequestBody)) (d.MaxRequestBody = x.MaxRequestBody)
+              keyed "max_request_headers" (str (Config.formatSize d.MaxRequestHeaders)) (d.MaxRequestHeaders = x.MaxRequestHeaders) ] }
 
     let private persistenceLines (p: PersistenceConfig) =
         let x = Config.defaultPersistence
@@ -364,6 +366,9 @@ module TomlRender =
               | [] -> ()
               | keys -> TomlLine.Key("health", TomlValue.Table keys, Some "over [health]")
               keyed "cache" (bool app.Cache) (not app.Cache)
+              match app.MaxRequestBody with
+              | Some bytes -> TomlLine.Key("max_request_body", str (Config.formatSize bytes), Some "over [defaults]")
+              | None -> ()
               TomlLine.Key("servers", TomlValue.Array [ for s in app.Servers -> server app s ], None)
               if app.Rules.Length > 0 then rulesLine app.Rules ] }
 

@@ -177,6 +177,8 @@ let ``every DSL item sets the setting it names`` () =
             timeoutQueue (seconds 1)
             retryOnTimeout true
             timeoutShutdown (seconds 7)
+            maxRequestBody (gigabytes 5)
+            maxRequestHeaders (kilobytes 64)
             errorPage 503 "errors/503.html"
             accessLogFile "logs/access.log"
             cacheMemory (megabytes 64)
@@ -213,6 +215,7 @@ let ``every DSL item sets the setting it names`` () =
                 server "a2" "backend.internal:8080"
                 balance BalanceAlgorithm.LeastConn
                 cache true
+                appMaxRequestBody (megabytes 10)
                 health {
                     checksEnabled true
                     checkMethod "HEAD"
@@ -251,7 +254,9 @@ let ``every DSL item sets the setting it names`` () =
           MaxConn = 10
           TimeoutQueue = TimeSpan.FromSeconds 1.0
           RetryOnTimeout = true
-          TimeoutShutdown = TimeSpan.FromSeconds 7.0 },
+          TimeoutShutdown = TimeSpan.FromSeconds 7.0
+          MaxRequestBody = 5L <<< 30
+          MaxRequestHeaders = 64L <<< 10 },
         c.Defaults
     )
     Assert.Equal<(int * string) array>([| 503, "/etc/lb/errors/503.html" |], c.ErrorPages)
@@ -273,6 +278,7 @@ let ``every DSL item sets the setting it names`` () =
     Assert.Equal<TrackScriptConfig array>([| { Command = "/bin/check"; Interval = TimeSpan.FromSeconds 2.0; Weight = -20; Rise = 1; Fall = 3 } |], v.TrackScripts)
     let app1, app2, app3 = c.Apps[0], c.Apps[1], c.Apps[2]
     Assert.Equal((BalanceAlgorithm.LeastConn, true), (app1.Balance, app1.Cache))
+    Assert.Equal((Some(10L <<< 20), None), (app1.MaxRequestBody, app2.MaxRequestBody))
     Assert.Equal({ Cookie = Some "LB"; Mode = CookieValueMode.Opaque; MoveFirst = true }, app1.Persistence)
     Assert.Equal((3, Some 50), (app1.Servers[0].Weight, app1.Servers[0].MaxConn))
     Assert.Equal({ Host = "backend.internal"; Port = 8080 }, app1.Servers[1].Address)
@@ -371,6 +377,8 @@ let private inDsl (c: LbConfig) : Site =
         timeoutQueue c.Defaults.TimeoutQueue
         retryOnTimeout c.Defaults.RetryOnTimeout
         timeoutShutdown c.Defaults.TimeoutShutdown
+        maxRequestBody c.Defaults.MaxRequestBody
+        maxRequestHeaders c.Defaults.MaxRequestHeaders
         for status, file in c.ErrorPages do
             errorPage status file
         match c.Stats with
@@ -426,6 +434,9 @@ let private inDsl (c: LbConfig) : Site =
             app a.Name {
                 balance a.Balance
                 cache a.Cache
+                match a.MaxRequestBody with
+                | Some bytes -> appMaxRequestBody bytes
+                | None -> ()
                 for r in a.Rules do
                     rule (whenOf r.When) (thenOf r.Then)
                 match a.Persistence.Cookie with
