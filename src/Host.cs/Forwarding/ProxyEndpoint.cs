@@ -79,13 +79,19 @@ public sealed class ProxyEndpoint(ForwardingState forwarding, IHttpForwarder for
 
     /// <summary>
     /// Applies the app's body limit (<see cref="RequestLimits.Body"/>) to the request before its body is read: Kestrel
-    /// then cuts a chunked body past it with 413. Returns the refusal when the declared length is already over it.
+    /// then cuts a chunked body past it with 413, and does not wait for a refused body to drain it. Returns the refusal
+    /// when the declared length is already over it.
     /// </summary>
     private static BodyVerdict.TooLarge? LimitBody(HttpContext context, ForwardingGeneration state, ForwardPlan plan)
     {
         var verdict = RequestLimits.Body(state.Config.Defaults, plan.App, context.Request.ContentLength);
-        if (verdict is BodyVerdict.Stream stream && context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } feature)
-            feature.MaxRequestBodySize = stream.limit;
+        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } feature)
+            feature.MaxRequestBodySize = verdict switch
+            {
+                BodyVerdict.Stream stream => stream.limit,
+                BodyVerdict.TooLarge tooLarge => tooLarge.limit,
+                _ => feature.MaxRequestBodySize,
+            };
         return verdict as BodyVerdict.TooLarge;
     }
 
