@@ -336,6 +336,20 @@ public sealed class LimitsTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal((200, "received 1000"), await UploadAsync(lb, "/up/file", 1000, declared: false));
     }
 
+    [Fact]
+    public async Task Request_headers_over_max_request_headers_get_431_and_are_not_forwarded()
+    {
+        var sink = await SinkAsync();
+        var lb = await StartLbAsync("[defaults]\nmax_request_headers = \"2KB\"\n" + SinkApp("up", sink));
+
+        var over = await RawHttp.GetAsync(lb.HttpPort, "/up/x", tlsThumbprint: null, [$"X-Big: {new string('a', 3000)}"]);
+        var within = await RawHttp.GetAsync(lb.HttpPort, "/up/x", tlsThumbprint: null, [$"X-Big: {new string('a', 1000)}"]);
+
+        Assert.Equal(431, over.Status);
+        Assert.Equal(200, within.Status);
+        Assert.Equal(1, sink.Started);
+    }
+
     /// <summary>
     /// Sends a chunked POST of <paramref name="size"/> bytes in 16 KiB chunks without its last chunk, then reads what lb
     /// answers until it closes. The client stops after <paramref name="size"/> so lb has read everything sent when it
