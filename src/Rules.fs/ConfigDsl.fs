@@ -297,6 +297,11 @@ module ConfigDsl =
     /// `gigabytes 1`.
     let gigabytes (n: int) = int64 n <<< 30
 
+    /// `[defaults] max_request_body`: the largest request body of an app that sets none.
+    let maxRequestBody (bytes: int64) = siteSetting Keywords.Defaults.maxRequestBody bytes
+    /// `[defaults] max_request_headers`: the most bytes of request header fields.
+    let maxRequestHeaders (bytes: int64) = siteSetting Keywords.Defaults.maxRequestHeaders bytes
+
     /// `[cache] memory`: the memory store's bound (default: `Keywords.Cache.memory`).
     let cacheMemory (bytes: int64) = siteSetting Keywords.Cache.memory bytes
     /// `[cache] max_entry`: the largest body stored (default: `Keywords.Cache.maxEntry`).
@@ -447,6 +452,9 @@ module ConfigDsl =
 
     /// `cache`: the app's GET/HEAD responses go through the shared cache (default off).
     let cache (on: bool) = AppItem [ at [] Keywords.App.cache.Name (Keywords.App.cache.Render on) ]
+
+    /// `max_request_body`: this app's request body limit, over `[defaults] max_request_body`.
+    let appMaxRequestBody (bytes: int64) = AppItem [ at [] Keywords.App.maxRequestBody.Name (TomlValue.String(ConfigReading.formatSize bytes)) ]
 
     // ---- Rules ------------------------------------------------------------------------------------
 

@@ -85,7 +85,7 @@ module Explain =
             + $" ±{health.Spread}%% (timeout {ConfigReading.formatDuration health.Timeout}, rise {t.Rise}, fall {t.Fall}),"
             + $" User-Agent: {health.UserAgent}"
 
-    let private forwardLines (plan: ForwardPlan) (request: RequestFacts) (cookieHeader: string) (redispatch: bool) =
+    let private forwardLines (plan: ForwardPlan) (request: RequestFacts) (cookieHeader: string) (redispatch: bool) (defaults: DefaultsConfig) =
         let app = plan.App
         [ $"decision: forward to app '{app.Name}'"
           $"  normalised path: {plan.PublicPath}"
@@ -100,6 +100,7 @@ module Explain =
           $"  balance: {balanceName app.Balance} among {names}"
           yield! persistenceLines plan cookieHeader request.IsHttps redispatch
           healthLine app.Health
+          RequestLimits.describe (defaults, app)
           let byRule = defaultArg plan.Rule "a rule"
           if plan.Pin.Length > 0 then
               let names = String.Join(", ", plan.Pin |> Array.map (fun i -> app.Servers[i].Name))
@@ -139,7 +140,7 @@ module Explain =
             match Routing.decide snapshot request with
             | Redirect(status, location, why) -> [ $"decision: redirect {status} to {location}"; $"  because {why}" ]
             | Reject reason -> [ $"decision: reject {reason.Status}"; $"  because {reason.Text}" ]
-            | Forward plan -> forwardLines plan request cookieHeader snapshot.Config.Defaults.Redispatch
+            | Forward plan -> forwardLines plan request cookieHeader snapshot.Config.Defaults.Redispatch snapshot.Config.Defaults
         head :: cookie @ rules @ body
 
     /// `describe` for a URL; `cookieHeader` is the request's `Cookie:` value, "" for none.

@@ -65,6 +65,7 @@ module Reload =
           unless old next (fun c -> c.Tls.IsSome) $"[tls] added or removed: the https listener is set up at start; {restart}"
           unless old next (fun c -> c.Node.Name) $"[node] name changed: VRRP and stats name the node at start; {restart}"
           unless old next (fun c -> c.Defaults.TimeoutClient) $"[defaults] timeout_client changed: the listeners' limits are set at start; {restart}"
+          unless old next (fun c -> c.Defaults.MaxRequestHeaders) $"[defaults] max_request_headers changed: the listeners' limits are set at start; {restart}"
           unless old next (fun c -> c.Defaults.TimeoutShutdown) $"[defaults] timeout_shutdown changed: the host's shutdown timeout is set at start; {restart}"
           unless old next (fun c -> c.Stats) $"[stats] changed: the stats listener is set up at start; {restart}"
           unless old next (fun c -> c.Log) $"[log] changed: the access log is opened at start; {restart}"

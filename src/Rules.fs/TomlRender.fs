@@ -145,7 +145,9 @@ module TomlRender =
               setting Keywords.Defaults.timeoutQueue d.TimeoutQueue
               setting Keywords.Defaults.retryOnTimeout d.RetryOnTimeout
               setting Keywords.Defaults.timeoutShutdown d.TimeoutShutdown
-              setting Keywords.Defaults.encodedSlashes d.EncodedSlashes ] }
+              setting Keywords.Defaults.encodedSlashes d.EncodedSlashes
+              setting Keywords.Defaults.maxRequestBody d.MaxRequestBody
+              setting Keywords.Defaults.maxRequestHeaders d.MaxRequestHeaders ] }
 
     let private persistenceLines (p: PersistenceConfig) =
         [ setting Keywords.Persistence.cookie p.Cookie
@@ -321,6 +323,9 @@ module TomlRender =
               | [] -> ()
               | keys -> TomlLine.Key("health", TomlValue.Table keys, Some "over [health]")
               setting Keywords.App.cache app.Cache
+              match app.MaxRequestBody with
+              | Some bytes -> TomlLine.Key(Keywords.App.maxRequestBody.Name, TomlValue.String(ConfigReading.formatSize bytes), Some "over [defaults]")
+              | None -> ()
               TomlLine.Key(Keywords.App.servers.Name, TomlValue.Array [ for s in app.Servers -> server app s ], None)
               if app.Rules.Length > 0 then rulesLine app.Rules ] }
 

@@ -75,7 +75,11 @@ type DefaultsConfig =
       /// HAProxy `hard-stop-after`: how long a stopping lb lets in-flight requests finish before it cuts them.
       TimeoutShutdown: TimeSpan
       /// `encoded_slashes`: what a path with `%2F` or `%5C` gets (Apache `AllowEncodedSlashes`).
-      EncodedSlashes: EncodedSlashes }
+      EncodedSlashes: EncodedSlashes
+      /// `max_request_body`: the largest request body in bytes, for apps that set none (Apache `LimitRequestBody`).
+      MaxRequestBody: int64
+      /// `max_request_headers`: the most bytes of request header fields (Kestrel `MaxRequestHeadersTotalSize`).
+      MaxRequestHeaders: int64 }
 
 /// How an app picks a server for a request that is not pinned (HAProxy `balance`).
 [<RequireQualifiedAccess>]
@@ -130,6 +134,8 @@ type AppConfig =
       Health: HealthCheckConfig
       /// `cache = true`: responses of this app go through the shared HTTP cache (`CachePolicy`, RFC 9111).
       Cache: bool
+      /// `max_request_body`: this app's request body limit; None takes `[defaults] max_request_body` (`RequestLimits`).
+      MaxRequestBody: int64 option
       /// `[[apps.NAME.rules]]`: read after the global rules, for this app's requests only (`RequestRules`).
       Rules: Rule array }
 

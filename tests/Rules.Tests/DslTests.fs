@@ -178,6 +178,8 @@ let ``every DSL item sets the setting it names`` () =
             retryOnTimeout true
             timeoutShutdown (seconds 7)
             encodedSlashes EncodedSlashes.Decode
+            maxRequestBody (gigabytes 5)
+            maxRequestHeaders (kilobytes 64)
             errorPage 503 "errors/503.html"
             accessLogFile "logs/access.log"
             cacheMemory (megabytes 64)
@@ -214,6 +216,7 @@ let ``every DSL item sets the setting it names`` () =
                 server "a2" "backend.internal:8080"
                 balance BalanceAlgorithm.LeastConn
                 cache true
+                appMaxRequestBody (megabytes 10)
                 health {
                     checksEnabled true
                     checkMethod "HEAD"
@@ -253,7 +256,9 @@ let ``every DSL item sets the setting it names`` () =
           TimeoutQueue = TimeSpan.FromSeconds 1.0
           RetryOnTimeout = true
           TimeoutShutdown = TimeSpan.FromSeconds 7.0
-          EncodedSlashes = EncodedSlashes.Decode },
+          EncodedSlashes = EncodedSlashes.Decode
+          MaxRequestBody = 5L <<< 30
+          MaxRequestHeaders = 64L <<< 10 },
         c.Defaults
     )
     Assert.Equal<(int * string) array>([| 503, "/etc/lb/errors/503.html" |], c.ErrorPages)
@@ -275,6 +280,7 @@ let ``every DSL item sets the setting it names`` () =
     Assert.Equal<TrackScriptConfig array>([| { Command = "/bin/check"; Interval = TimeSpan.FromSeconds 2.0; Weight = -20; Rise = 1; Fall = 3 } |], v.TrackScripts)
     let app1, app2, app3 = c.Apps[0], c.Apps[1], c.Apps[2]
     Assert.Equal((BalanceAlgorithm.LeastConn, true), (app1.Balance, app1.Cache))
+    Assert.Equal((Some(10L <<< 20), None), (app1.MaxRequestBody, app2.MaxRequestBody))
     Assert.Equal({ Cookie = Some "LB"; Mode = CookieValueMode.Opaque; MoveFirst = true }, app1.Persistence)
     Assert.Equal((3, Some 50), (app1.Servers[0].Weight, app1.Servers[0].MaxConn))
     Assert.Equal({ Host = "backend.internal"; Port = 8080 }, app1.Servers[1].Address)
@@ -374,6 +380,8 @@ let private inDsl (c: LbConfig) : Site =
         retryOnTimeout c.Defaults.RetryOnTimeout
         timeoutShutdown c.Defaults.TimeoutShutdown
         encodedSlashes c.Defaults.EncodedSlashes
+        maxRequestBody c.Defaults.MaxRequestBody
+        maxRequestHeaders c.Defaults.MaxRequestHeaders
         for status, file in c.ErrorPages do
             errorPage status file
         match c.Stats with
@@ -429,6 +437,9 @@ let private inDsl (c: LbConfig) : Site =
             app a.Name {
                 balance a.Balance
                 cache a.Cache
+                match a.MaxRequestBody with
+                | Some bytes -> appMaxRequestBody bytes
+                | None -> ()
                 for r in a.Rules do
                     rule (whenOf r.When) (thenOf r.Then)
                 match a.Persistence.Cookie with

@@ -315,6 +315,7 @@ let routingConfig: LbConfig =
               Persistence = Config.defaultPersistence
               Health = Config.defaultHealth
               Cache = false
+              MaxRequestBody = None
               Rules = [||] })
         |> Array.ofList
       ErrorPages = [||]
@@ -442,6 +443,16 @@ let private serversFor (appName: string) (appIndex: int) (mode: CookieValueMode)
         return servers
     }
 
+/// A valid `max_request_body`: from one byte to the 1TB bound, in every unit, odd byte counts included.
+let requestBodyLimit: Gen<int64> =
+    Gen.frequency
+        [ 3, Gen.elements [ 1L; 1000L; 64L <<< 10; 10L <<< 20; 40_000_000L; 1L <<< 30; 5L <<< 30; Config.MaxRequestBodyLimit ]
+          1, Gen.choose (1, Int32.MaxValue) |> Gen.map int64 ]
+
+/// A valid `max_request_headers`: 1KB to 1MB.
+let requestHeadersLimit: Gen<int64> =
+    Gen.frequency [ 2, Gen.elements [ 1L <<< 10; 8L <<< 10; 32L <<< 10; 1L <<< 20 ]; 1, Gen.choose (1024, 1 <<< 20) |> Gen.map int64 ]
+
 /// One app that inherits or overrides the global persistence and health settings.
 let private appConfig (globalPersistence: PersistenceConfig) (globalHealth: HealthCheckConfig) (index: int) (name: string) =
     gen {
@@ -450,6 +461,7 @@ let private appConfig (globalPersistence: PersistenceConfig) (globalHealth: Heal
         let! health = Gen.frequency [ 2, Gen.constant globalHealth; 1, healthConfig ]
         let! servers = serversFor name index persistence.Mode
         let! cache = Gen.elements [ true; false ]
+        let! maxRequestBody = Gen.frequency [ 3, Gen.constant None; 1, requestBodyLimit |> Gen.map Some ]
         return
             { Name = name
               Servers = servers
@@ -457,6 +469,7 @@ let private appConfig (globalPersistence: PersistenceConfig) (globalHealth: Heal
               Persistence = persistence
               Health = health
               Cache = cache
+              MaxRequestBody = maxRequestBody
               Rules = [||] }
     }
 
@@ -709,6 +722,8 @@ let lbConfig: Gen<LbConfig> =
         let! retryOnTimeout = Gen.elements [ true; false ]
         let! shutdown = durationBetween 1 120_000
         let! encodedSlashes = Gen.elements [ EncodedSlashes.Reject; EncodedSlashes.Keep; EncodedSlashes.Decode ]
+        let! maxRequestBody = requestBodyLimit
+        let! maxRequestHeaders = requestHeadersLimit
         let! persistence = persistenceConfig
         let! health = healthConfig
         let! appCount = Gen.choose (1, 4)
@@ -744,7 +759,9 @@ let lbConfig: Gen<LbConfig> =
                   TimeoutQueue = queue
                   RetryOnTimeout = retryOnTimeout
                   TimeoutShutdown = shutdown
-                  EncodedSlashes = encodedSlashes }
+                  EncodedSlashes = encodedSlashes
+                  MaxRequestBody = maxRequestBody
+                  MaxRequestHeaders = maxRequestHeaders }
               Apps = apps
               ErrorPages = pages |> Array.map (fun s -> s, $"/srv/errors/{s}.html")
               Stats = stats

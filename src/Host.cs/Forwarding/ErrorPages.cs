@@ -11,7 +11,7 @@ public sealed class ErrorPages
 {
     private static readonly Dictionary<int, string> Titles = new()
     {
-        [400] = "Bad Request", [403] = "Forbidden", [404] = "Not Found", [408] = "Request Timeout",
+        [400] = "Bad Request", [403] = "Forbidden", [404] = "Not Found", [408] = "Request Timeout", [413] = "Content Too Large",
         [500] = "Internal Server Error", [502] = "Bad Gateway", [503] = "Service Unavailable", [504] = "Gateway Timeout",
     };
 

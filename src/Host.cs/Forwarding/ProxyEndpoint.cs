@@ -64,23 +64,42 @@ public sealed class ProxyEndpoint(ForwardingState forwarding, IHttpForwarder for
 
     private Task DecideAsync(HttpContext context)
     {
-        // RFC 9110 §15.5.14: a body declared larger than the listener takes (Kestrel's MaxRequestBodySize) is refused
-        // with 413 before anything is forwarded; Kestrel would only notice while the body streams to a backend.
-        if (context.Request.ContentLength > context.Features.Get<IHttpMaxRequestBodySizeFeature>()?.MaxRequestBodySize)
-        {
-            context.Response.Headers.Connection = "close";
-            return errorPages.WriteAsync(context, StatusCodes.Status413PayloadTooLarge, "the request body is larger than lb accepts");
-        }
         // One generation for the whole request: a reload meanwhile does not change its config halfway.
         var state = forwarding.Current;
         var decision = Routing.Decide(state.Snapshot, Facts(state, context));
         return decision switch
         {
+            Decision.Forward forward when LimitBody(context, state, forward.Item) is { } tooLarge => RefuseBodyAsync(context, tooLarge),
             Decision.Forward forward => ForwardAsync(state, context, forward.Item),
             Decision.Redirect redirect => RedirectAsync(context, redirect.status, redirect.location),
             Decision.Reject reject => errorPages.WriteAsync(context, reject.Item.Status, reject.Item.Text),
             _ => errorPages.WriteAsync(context, 500, "no decision"),
         };
+    }
+
+    /// <summary>
+    /// Applies the app's body limit (<see cref="RequestLimits.Body"/>) to the request before its body is read: Kestrel
+    /// then cuts a chunked body past it with 413, and does not wait for a refused body to drain it. Returns the refusal
+    /// when the declared length is already over it.
+    /// </summary>
+    private static BodyVerdict.TooLarge? LimitBody(HttpContext context, ForwardingGeneration state, ForwardPlan plan)
+    {
+        var verdict = RequestLimits.Body(state.Config.Defaults, plan.App, context.Request.ContentLength);
+        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } feature)
+            feature.MaxRequestBodySize = verdict switch
+            {
+                BodyVerdict.Stream stream => stream.limit,
+                BodyVerdict.TooLarge tooLarge => tooLarge.limit,
+                _ => feature.MaxRequestBodySize,
+            };
+        return verdict as BodyVerdict.TooLarge;
+    }
+
+    /// <summary>RFC 9110 §15.5.14: 413, and the connection closes, as the unread body would follow on it.</summary>
+    private Task RefuseBodyAsync(HttpContext context, BodyVerdict.TooLarge tooLarge)
+    {
+        context.Response.Headers.Connection = "close";
+        return errorPages.WriteAsync(context, StatusCodes.Status413PayloadTooLarge, tooLarge.reason);
     }
 
     /// <summary>
@@ -240,8 +259,12 @@ public sealed class ProxyEndpoint(ForwardingState forwarding, IHttpForwarder for
                 return;
             if (ClientFault(context) is { } clientStatus)
             {
-                // The client stalled or broke its body: its fault, not the server's; never replayed.
-                await errorPages.WriteAsync(context, clientStatus, "the request body did not arrive in time (timeout_client)");
+                // The client stalled, broke or overran its body: its fault, not the server's; never replayed. The rest
+                // of the body would follow on the connection, so it closes.
+                context.Response.Headers.Connection = "close";
+                await errorPages.WriteAsync(context, clientStatus, clientStatus == StatusCodes.Status413PayloadTooLarge
+                    ? $"the request body is larger than {app.Config.Name} accepts (max_request_body)"
+                    : "the request body did not arrive in time (timeout_client)");
                 return;
             }
             tried ??= new bool[app.Servers.Length];
@@ -280,10 +303,13 @@ public sealed class ProxyEndpoint(ForwardingState forwarding, IHttpForwarder for
         }
     }
 
-    /// <summary>408 when the client's body stalled past timeout_client, 400 when it broke; null for server faults.</summary>
+    /// <summary>
+    /// 408 when the client's body stalled past timeout_client, 413 when it passed the app's max_request_body (Kestrel's
+    /// limit, <see cref="LimitBody"/>), 400 when it broke; null for server faults.
+    /// </summary>
     private static int? ClientFault(HttpContext context) =>
         context.Features.Get<IForwarderErrorFeature>() is { Error: ForwarderError.RequestBodyClient } e
-            ? e.Exception is BadHttpRequestException { StatusCode: 408 } || e.Exception?.InnerException is BadHttpRequestException { StatusCode: 408 } ? 408 : 400
+            ? (e.Exception as BadHttpRequestException ?? e.Exception?.InnerException as BadHttpRequestException)?.StatusCode is int status and (408 or 413) ? status : 400
             : null;
 
     private static FailureKind? Classify(ForwarderError error, HttpContext context) => error switch

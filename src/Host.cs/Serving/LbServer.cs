@@ -125,6 +125,10 @@ public sealed class LbServer : IAsyncDisposable
         // passed" and ends in 408. The grace period must exceed Kestrel's 1 s heartbeat.
         var grace = config.Defaults.TimeoutClient > TimeSpan.FromSeconds(1.1) ? config.Defaults.TimeoutClient : TimeSpan.FromSeconds(1.1);
         kestrel.Limits.MinRequestBodyDataRate = new MinDataRate(bytesPerSecond: 240, gracePeriod: grace);
+        // The body limit of a request lb does not forward; a forwarded one gets its app's (ProxyEndpoint.LimitBody).
+        kestrel.Limits.MaxRequestBodySize = config.Defaults.MaxRequestBody;
+        // HTTP/1.1 and HTTP/2 alike; over it Kestrel answers 431 (RFC 6585 §5). Set at start (Reload.refusals).
+        kestrel.Limits.MaxRequestHeadersTotalSize = checked((int)config.Defaults.MaxRequestHeaders);
         if (config.Listen.Http is { } http)
             Listen(kestrel, http.Value, listen =>
             {

@@ -137,6 +137,12 @@ module AppsSection =
 
     /// `[apps.NAME] cache`: true sends the app's GET/HEAD responses through the shared cache (`[cache]`);
     /// default false, as Apache's mod_cache caches nothing without `CacheEnable`.
+    /// `[apps.NAME] max_request_body`: this app's body limit, over `[defaults] max_request_body` (None: that one).
+    let parseAppMaxRequestBody errors (app: Section) : int64 option =
+        match tryGet app Keywords.App.maxRequestBody.Name with
+        | Some _ -> Some(DefaultsSection.requestBodySize errors app Keywords.Defaults.maxRequestBody.Default)
+        | None -> None
+
     let parseAppCache errors (app: Section) : bool =
         optBool errors app Keywords.App.cache.Name |> Option.defaultValue Keywords.App.cache.Default
 
@@ -177,6 +183,7 @@ module AppsSection =
                   Persistence = persistence
                   Health = health
                   Cache = parseAppCache errors app
+                  MaxRequestBody = parseAppMaxRequestBody errors app
                   Rules = RulesSection.parseRules errors app (RulesSection.AppRules(name, servers |> List.map (fun s -> s.Name))) }
 
     let parse (root: Section) (persistence: PersistenceConfig) (health: HealthCheckConfig * TimeSpan option) : AppConfig array * ConfigError list =

@@ -9,19 +9,6 @@ open ConfigReading
 module CacheSection =
     module K = Keywords.Cache
 
-    let private size errors (section: Section) key (low: int64) (high: int64) (fallback: int64) : int64 =
-        match optString errors section key with
-        | Some(text, at) ->
-            match parseSize text with
-            | Some n when n >= low && n <= high -> n
-            | Some _ ->
-                addError errors (keyword section key) at $"'{text}' is out of range" $"use a size from {formatSize low} to {formatSize high}"
-                fallback
-            | None ->
-                addError errors (keyword section key) at $"'{text}' is not a size" "write it with its unit, like \"256MB\", \"512KB\" or \"1GB\""
-                fallback
-        | None -> fallback
-
     let defaultCache =
         { MemoryBytes = K.memory.Default
           MaxEntryBytes = K.maxEntry.Default

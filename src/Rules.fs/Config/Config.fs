@@ -25,6 +25,9 @@ module Config =
 
     let maxWarmUp = NodeSection.maxWarmUp
     let defaultDefaults = DefaultsSection.defaultDefaults
+
+    /// `DefaultsSection.MaxRequestBodyLimit`.
+    let MaxRequestBodyLimit = DefaultsSection.MaxRequestBodyLimit
     let defaultPersistence = PersistenceSection.defaultPersistence
     let defaultHealth = HealthSection.defaultHealth
     let DefaultHealthTimeout = HealthSection.DefaultHealthTimeout

@@ -17,7 +17,9 @@ module DefaultsSection =
           TimeoutQueue = K.timeoutQueue.Default
           RetryOnTimeout = K.retryOnTimeout.Default
           TimeoutShutdown = K.timeoutShutdown.Default
-          EncodedSlashes = K.encodedSlashes.Default }
+          EncodedSlashes = K.encodedSlashes.Default
+          MaxRequestBody = K.maxRequestBody.Default
+          MaxRequestHeaders = K.maxRequestHeaders.Default }
 
     /// Upper bound of every `maxconn`: far above what one process serves, low enough to catch a typo.
     [<Literal>]
@@ -63,6 +65,29 @@ module DefaultsSection =
             addError errors (keyword d K.encodedSlashes.Name) at $"'{other}' is not a mode" "use \"reject\" (Apache AllowEncodedSlashes Off), \"keep\" (NoDecode) or \"decode\" (On)"
             K.encodedSlashes.Default
 
+    /// The largest `max_request_body`: 1TB, far above any upload; a larger value is taken for a slip of unit.
+    let MaxRequestBodyLimit = 1L <<< 40
+
+    /// `max_request_body` in `[defaults]` or `[apps.NAME]`: the largest request body, `"1B"` to `"1TB"`. Rejects
+    /// `"0B"`: Apache's `LimitRequestBody 0` means unlimited, lb has no unlimited, and 0 refusing every body would
+    /// be the opposite of what a migrated config meant.
+    let requestBodySize errors (section: Section) (fallback: int64) =
+        match tryGet section K.maxRequestBody.Name with
+        | Some(_, _, TString(text, at)) when parseSize text = Some 0L ->
+            addError errors (keyword section K.maxRequestBody.Name) at "0 is not a limit" "lb has no unlimited (Apache's 0): write the largest body to accept, like \"10GB\""
+            fallback
+        | _ -> size errors section K.maxRequestBody.Name 1L MaxRequestBodyLimit fallback
+
+    /// `[defaults] max_request_body`: the largest request body of an app that sets none (default 1GB, as Apache's
+    /// `LimitRequestBody`). Over it: 413 (`RequestLimits.body`).
+    let parseMaxRequestBody errors (d: Section) = requestBodySize errors d K.maxRequestBody.Default
+
+    /// `[defaults] max_request_headers`: the most bytes of request header fields, names and values (Kestrel's
+    /// `MaxRequestHeadersTotalSize`), `"1KB"` to `"1MB"`, default `"32KB"`: what Kestrel allowed before, and twice
+    /// HAProxy's `tune.bufsize` (16KB, the whole request head). Over it Kestrel answers 431 (RFC 6585 §5).
+    let parseMaxRequestHeaders errors (d: Section) =
+        size errors d K.maxRequestHeaders.Name (1L <<< 10) (1L <<< 20) K.maxRequestHeaders.Default
+
     /// `[defaults]`: HAProxy's defaults section (retries, redispatch, contimeout/clitimeout/srvtimeout, maxconn,
     /// timeout queue, retry-on response-timeout) and global hard-stop-after.
     let parse (root: Section) : DefaultsConfig * ConfigError list =
@@ -79,5 +104,7 @@ module DefaultsSection =
               TimeoutQueue = parseTimeoutQueue errors d
               RetryOnTimeout = parseRetryOnTimeout errors d
               TimeoutShutdown = parseTimeoutShutdown errors d
-              EncodedSlashes = parseEncodedSlashes errors d }
+              EncodedSlashes = parseEncodedSlashes errors d
+              MaxRequestBody = parseMaxRequestBody errors d
+              MaxRequestHeaders = parseMaxRequestHeaders errors d }
         | None -> defaultDefaults

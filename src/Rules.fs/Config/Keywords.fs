@@ -49,6 +49,10 @@ module Keyword =
     /// A value of its own kind: a word, a size, a table.
     let custom section name (fallback: 'T) (render: 'T -> TomlValue) doc = make section name fallback render doc
 
+    /// A size in bytes, written as `ConfigReading.formatSize` does (`"256MB"`).
+    let size section name (fallback: int64) doc =
+        make section name fallback (fun bytes -> TomlValue.String(ConfigReading.formatSize bytes)) doc
+
     /// A value that is one of `words`, written as its word.
     let word section name (fallback: 'T) (words: ('T * string) list) doc : Keyword<'T> =
         let render value =
@@ -169,9 +173,14 @@ module Keywords =
             Keyword.word Table "encoded_slashes" EncodedSlashes.Reject
                 [ EncodedSlashes.Reject, "reject"; EncodedSlashes.Keep, "keep"; EncodedSlashes.Decode, "decode" ]
                 "what a path with %2F or %5C gets: \"reject\" 404 (Apache AllowEncodedSlashes Off), \"keep\" (NoDecode), \"decode\" (On)"
+        [<CompiledName("MaxRequestBody")>]
+        let maxRequestBody = Keyword.size Table "max_request_body" (1L <<< 30) "the largest request body of an app that sets none; over it 413 (Apache `LimitRequestBody`)"
+        [<CompiledName("MaxRequestHeaders")>]
+        let maxRequestHeaders = Keyword.size Table "max_request_headers" (32L <<< 10) "the most bytes of request header fields; over it 431 (Kestrel `MaxRequestHeadersTotalSize`)"
         let all =
             [ retries.Info; redispatch.Info; timeoutConnect.Info; timeoutClient.Info; timeoutServer.Info; maxConn.Info
-              timeoutQueue.Info; retryOnTimeout.Info; timeoutShutdown.Info; encodedSlashes.Info ]
+              timeoutQueue.Info; retryOnTimeout.Info; timeoutShutdown.Info; encodedSlashes.Info; maxRequestBody.Info
+              maxRequestHeaders.Info ]
         let names = namesOf all
 
     /// `[persistence]` and an app's `persistence = { ... }`: HAProxy `cookie NAME insert indirect nocache`.
@@ -383,7 +392,9 @@ module Keywords =
         let cache = Keyword.bool "apps.NAME" "cache" false "the app's GET/HEAD responses go through the shared cache ([cache])"
         [<CompiledName("Rules")>]
         let rules = Keyword.info "apps.NAME" "rules" "[[apps.NAME.rules]]: read after the global rules, for this app's requests"
-        let all = [ servers; balance.Info; persistence; health; cache.Info; rules ]
+        [<CompiledName("MaxRequestBody")>]
+        let maxRequestBody = Keyword.info "apps.NAME" "max_request_body" "this app's request body limit, over [defaults] max_request_body"
+        let all = [ servers; balance.Info; persistence; health; cache.Info; maxRequestBody; rules ]
         let names = namesOf all
 
     /// One of `servers = [ { ... } ]` (HAProxy `server NAME ADDR weight W cookie V maxconn M`).
@@ -407,8 +418,7 @@ module Keywords =
         [<Literal>]
         let Table = "cache"
 
-        let private size section name (fallback: int64) doc =
-            Keyword.custom section name fallback (fun bytes -> TomlValue.String(ConfigReading.formatSize bytes)) doc
+        let private size = Keyword.size
         [<CompiledName("Memory")>]
         let memory = size Table "memory" (256L <<< 20) "the most bytes the memory store holds"
         /// Its default is capped at `memory` when that is smaller (`CacheSection.parseCacheMaxEntry`).

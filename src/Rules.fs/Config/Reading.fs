@@ -147,6 +147,20 @@ module ConfigReading =
         |> Option.map (fun (u, m) -> $"{bytes / m}{u}")
         |> Option.defaultValue $"{bytes}B"
 
+    /// A size within `low`..`high` (`parseSize`), or `fallback` when absent; names the keyword in its errors.
+    let size errors (section: Section) key (low: int64) (high: int64) (fallback: int64) : int64 =
+        match optString errors section key with
+        | Some(text, at) ->
+            match parseSize text with
+            | Some n when n >= low && n <= high -> n
+            | Some _ ->
+                addError errors (keyword section key) at $"'{text}' is out of range" $"use a size from {formatSize low} to {formatSize high}"
+                fallback
+            | None ->
+                addError errors (keyword section key) at $"'{text}' is not a size" "write it with its unit, like \"256MB\", \"512KB\" or \"1GB\""
+                fallback
+        | None -> fallback
+
     let private readDuration errors section key (fallback: TimeSpan) (zeroIsOff: bool) =
         match tryGet section key with
         | Some(_, _, TString(s, at)) ->
