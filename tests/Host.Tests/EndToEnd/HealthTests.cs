@@ -255,7 +255,9 @@ public sealed class HealthTests(ITestOutputHelper output) : IAsyncLifetime
         _started.Add(plain);
         _started.Add(custom);
         var lb = await StartLbAsync(
-            $"[health]\ninterval = \"200ms\"\n" +
+            // Checks every 200 ms time out on a busy machine; `fall` keeps the server up, as this test is about what
+            // the checks send, not about when they take a server down.
+            $"[health]\ninterval = \"200ms\"\nfall = 1000\n" +
             $"[apps.app1]\n" + ServerList([(plain.Name, plain.Address)]) +
             $"[apps.app2]\nhealth = {{ method = \"HEAD\", path = \"/ping?full=1\", host = \"app2.internal\", user_agent = \"probe/7\" }}\n" +
             ServerList([(custom.Name, custom.Address)]));

@@ -44,7 +44,9 @@ public sealed partial class WarmUpTests(ITestOutputHelper output) : IAsyncLifeti
         output.WriteLine(lb.Output);
         var line = lb.Lines.Single(l => WarmUpLine().IsMatch(l));
         var match = WarmUpLine().Match(line);
-        Assert.True(long.Parse(match.Groups[1].Value) >= 100, line);
+        // The warm-up is bounded by time, so how many requests it makes depends on the machine (5 in 2 s on a busy
+        // CI machine, thousands on a quiet one): it must have made some, and none may fail.
+        Assert.True(long.Parse(match.Groups[1].Value) >= 1, line);
         Assert.Equal("0", match.Groups[2].Value);
         Assert.True(Array.IndexOf(lb.Lines.ToArray(), line) < Array.IndexOf(lb.Lines.ToArray(), started), "the warm-up ends before lb starts");
         Assert.Empty(_backend.Traffic());
