@@ -16,7 +16,7 @@ public sealed class DocsReferenceTests
     private static readonly Regex Reference = new(@"`(?<path>(?:[A-Z][A-Za-z]+/)?)(?<owner>[A-Z][A-Za-z0-9]+)\.(?<member>[A-Za-z][A-Za-z0-9]+)`");
 
     /// <summary>Names in the docs that are not lb's: .NET and YARP types, placeholders in the docs' own legend.</summary>
-    private static readonly HashSet<string> External = ["ForwarderRequestConfig", "HostOptions", "SocketsHttpHandler", "KestrelServerLimits", "HttpClient", "Class", "File", "Module"];
+    private static readonly HashSet<string> External = ["ForwarderRequestConfig", "HostOptions", "SocketsHttpHandler", "KestrelServerLimits", "HttpClient", "Class", "File", "Module", "Section"];
 
     private static IEnumerable<(string Owner, string Member, string Path)> References() =>
         Reference.Matches(File.ReadAllText(System.IO.Path.Combine(Root, "docs", "config.md")))
