@@ -66,11 +66,11 @@ type Selection =
         | PinnedDownRefused _
         | NoServer _ -> -1
 
-    /// The server the client's cookie pinned it to, when that pin was broken (a redispatch to count), or -1.
+    /// The server a redispatch moved the client away from (a redispatch to count on it), or -1. A client refused with
+    /// 503 (PinnedDownRefused) was not redispatched.
     member this.BrokenPin =
         match this with
-        | PinnedDownRedispatch(p, _)
-        | PinnedDownRefused p -> p
+        | PinnedDownRedispatch(p, _) -> p
         | Redispatched(f, _) -> f
         | _ -> -1
 

@@ -186,6 +186,13 @@ public sealed class Http1Framing(RequestHeads heads)
                         return;
                     case State.Body:
                     case State.ChunkData:
+                        // Never expected (sizes are capped and checked), but a count that is not positive would never
+                        // end the body: stop reading the connection rather than spin.
+                        if (_remaining <= 0)
+                        {
+                            _state = State.Opaque;
+                            return;
+                        }
                         var take = (int)Math.Min(_remaining, span.Length - i);
                         _remaining -= take;
                         i += take - 1;
@@ -300,8 +307,10 @@ public sealed class Http1Framing(RequestHeads heads)
                 var digit = HexDigit(b);
                 if (digit >= 0)
                 {
-                    // A size beyond 2^59 is refused by Kestrel; the rest of the connection is then never read.
-                    _remaining = _remaining > (1L << 59) ? _remaining : (_remaining << 4) | (uint)digit;
+                    // A size of 2^59 or more is refused by Kestrel; the rest of the connection is then never read. The
+                    // cap holds before the shift, so the size never overflows into a negative count (which would stop
+                    // the body states from ever moving on).
+                    _remaining = _remaining >= (1L << 59) ? _remaining : (_remaining << 4) | (uint)digit;
                     return;
                 }
                 if (b == '\n')

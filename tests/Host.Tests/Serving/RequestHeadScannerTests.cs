@@ -70,4 +70,22 @@ public sealed class RequestHeadScannerTests
                 Assert.Equal(wholeHeads[i], heads[i]);
         }
     }
+
+    /// <summary>
+    /// A chunk size of 2^63 (16 hex digits) overflowed the scanner's count into a negative number, and the body
+    /// state then never advanced: one request held a thread forever (found in review). The scan must return.
+    /// </summary>
+    [Theory]
+    [InlineData("8000000000000000")]
+    [InlineData("ffffffffffffffffffff")]
+    [InlineData("0800000000000000")]
+    public async Task A_huge_chunk_size_never_spins(string size)
+    {
+        var bytes = Encoding.Latin1.GetBytes($"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n{size}\r\nxyz");
+        var framing = new Http1Framing(new RequestHeads());
+        // Bounded only for a broken scanner, which would never return: the scan itself takes microseconds.
+        var scan = Task.Run(() => framing.Feed(new ReadOnlySequence<byte>(bytes)));
+        var finished = await Task.WhenAny(scan, Task.Delay(TimeSpan.FromSeconds(30)));
+        Assert.True(finished == scan, "the scanner did not return from a huge chunk size");
+    }
 }
