@@ -22,6 +22,9 @@ type SelectionInput =
       Pin: int array
       /// Index-aligned with `App.Servers`; a missing entry counts as a server that takes nothing.
       Servers: ServerView array
+      /// The servers' weights, index-aligned with `App.Servers`: fixed by the config, so the shell builds the array
+      /// once per config generation rather than per request.
+      Weights: int array
       /// The round robin of this pin group (`Balancing.roundRobin`); used when the app balances by round robin.
       RoundRobin: RoundRobinState
       /// The leastconn tie-break offset: the shell counts it up from 0 by one per choice.
@@ -99,7 +102,7 @@ module Selection =
     /// or a weight-0 server with a free slot would hide full servers from the free-slot preference.
     let private takesNew (input: SelectionInput) i =
         match view input i with
-        | ValueSome s -> inPin input i && Admin.usableForNew (s.Up, s.Admin) && input.App.Servers[i].Weight > 0
+        | ValueSome s -> inPin input i && Admin.usableForNew (s.Up, s.Admin) && i < input.Weights.Length && input.Weights[i] > 0
         | ValueNone -> false
 
     /// A client pinned here keeps it: up, not MAINT, drain deadline ahead (`Admin.usableForPinned`).
@@ -112,8 +115,6 @@ module Selection =
         match view input i with
         | ValueSome s -> s.HasFreeSlot
         | ValueNone -> false
-
-    let private weights (app: AppConfig) = app.Servers |> Array.map (fun s -> s.Weight)
 
     let private actives (input: SelectionInput) =
         Array.init input.App.Servers.Length (fun i -> match view input i with ValueSome s -> s.Active | ValueNone -> 0)
@@ -131,13 +132,13 @@ module Selection =
     let private pick (input: SelectionInput) (usable: bool array) (advance: bool) : (int * RoundRobinState) option =
         let app = input.App
         match app.Balance with
-        | BalanceAlgorithm.RoundRobin when advance -> Balancing.roundRobin (input.RoundRobin, usable, weights app)
+        | BalanceAlgorithm.RoundRobin when advance -> Balancing.roundRobin (input.RoundRobin, usable, input.Weights)
         | BalanceAlgorithm.RoundRobin ->
-            Balancing.roundRobinPeek (input.RoundRobin, usable, weights app) |> Option.map (fun i -> i, input.RoundRobin)
+            Balancing.roundRobinPeek (input.RoundRobin, usable, input.Weights) |> Option.map (fun i -> i, input.RoundRobin)
         | BalanceAlgorithm.LeastConn ->
-            Balancing.leastConn (usable, weights app, actives input, input.Turn) |> Option.map (fun i -> i, input.RoundRobin)
+            Balancing.leastConn (usable, input.Weights, actives input, input.Turn) |> Option.map (fun i -> i, input.RoundRobin)
         | BalanceAlgorithm.RandomTwoChoices ->
-            Balancing.randomTwoChoices (usable, weights app, actives input, input.Draw1, input.Draw2)
+            Balancing.randomTwoChoices (usable, input.Weights, actives input, input.Draw1, input.Draw2)
             |> Option.map (fun i -> i, input.RoundRobin)
 
     let private step (input: SelectionInput) selection insert next =
@@ -187,6 +188,10 @@ module Selection =
             | Some(i, _) -> step input (Redispatched(current, i)) true input.RoundRobin
             | None -> step input (NoOtherServer current) cookieInserted input.RoundRobin
 
+    /// The servers' weights of an app, index-aligned, as `SelectionInput.Weights` takes them.
+    [<CompiledName("WeightsOf")>]
+    let weightsOf (app: AppConfig) : int array = app.Servers |> Array.map (fun s -> s.Weight)
+
     /// The input for a client arriving at an idle app: every server up, Ready and empty, the balancer at its
     /// start, the first leastconn turn, both random draws 0. A freshly started lb's first choice is this one.
     [<CompiledName("Idle")>]
@@ -194,6 +199,7 @@ module Selection =
         { App = app
           Pin = pin
           Servers = Array.create app.Servers.Length { Up = true; Admin = AdminState.Ready; Active = 0; HasFreeSlot = true }
+          Weights = weightsOf app
           RoundRobin = Balancing.roundRobinInitial
           Turn = 0
           Draw1 = 0

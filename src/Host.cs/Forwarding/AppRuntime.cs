@@ -17,6 +17,9 @@ public sealed class AppRuntime
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, StrongBox<RoundRobinState>> _pinnedRoundRobins = new();
     private int _turn;
 
+    /// <summary>The servers' weights, fixed by the config: built once here, not per request.</summary>
+    private readonly int[] _weights;
+
     /// <param name="pinnedWindow">`[stats] pinned_window`, for the servers' pinned-client counts.</param>
     public AppRuntime(AppConfig config, TimeSpan? pinnedWindow = null)
         : this(config, config.Servers.Select((_, i) => new ServerRuntime(config, i, pinnedWindow)).ToArray(), new AppCounters())
@@ -40,6 +43,7 @@ public sealed class AppRuntime
         Config = config;
         Servers = servers;
         Counters = counters;
+        _weights = SelectionModule.WeightsOf(config);
         if (Persistence.IsOn(config))
             _persistenceCookies = [CookiesOfServers(config, secure: false), CookiesOfServers(config, secure: true)];
     }
@@ -100,6 +104,6 @@ public sealed class AppRuntime
         }
         // The leastconn turn counts from 0, so a fresh lb's first choice is `lb explain`'s (Selection.Idle).
         var turn = Interlocked.Increment(ref _turn) - 1;
-        return new SelectionInput(Config, pin, views, roundRobin, turn, Random.Shared.Next(), Random.Shared.Next(), redispatch, DateTimeOffset.UtcNow);
+        return new SelectionInput(Config, pin, views, _weights, roundRobin, turn, Random.Shared.Next(), Random.Shared.Next(), redispatch, DateTimeOffset.UtcNow);
     }
 }
