@@ -36,17 +36,8 @@ for port in "$PORT" "$BACKEND_PORT"; do
   if ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then echo "upload: port $port is in use (set PORT / BACKEND_PORT)" >&2; exit 1; fi
 done
 
-T=$(mktemp -d /tmp/lb-upload.XXXXXX)
-STARTED=()
-trap 'for p in "${STARTED[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; sleep 1; for p in "${STARTED[@]}"; do kill -KILL "$p" 2>/dev/null || true; done; rm -rf "$T"' EXIT
-taskset -cp 0 $$ >/dev/null
-
-if [[ -z ${LB_DLL:-} ]]; then
-  (cd "$ROOT" && dotnet publish src/Host.cs/Host.csproj -c Release -nologo -v q -o "$T/publish" > "$T/build.log" 2>&1) \
-    || { grep -E ' error ' "$T/build.log" | sort -u | head -5 >&2; exit 1; }
-  LB_DLL=$T/publish/lb.dll
-fi
-if [[ $LB_DLL == *.dll ]]; then LB_CMD=(dotnet "$LB_DLL"); else LB_CMD=("$LB_DLL"); fi
+source "$HERE/lib/one-lb.sh"
+prepare_lb upload "$ROOT"
 
 write_python
 cat > "$T/lb.toml" <<EOF

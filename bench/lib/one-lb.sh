@@ -5,16 +5,12 @@
 #   start_one_lb NAME    NAME names the temp dir and the messages. Reads LB_DLL (an lb.dll or a native lb; empty:
 #                        publish the working tree) and LB_ENV (array). Sets T, LB (lb's PID), LB_CMD.
 
-start_one_lb() {
-  local name=$1 root here
-  here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-  root=$(cd "$here/../.." && pwd)
-  export PATH=$PATH:/usr/sbin
-  for tool in wrk nginx taskset curl; do
-    command -v $tool >/dev/null || { echo "$name: needs $tool (bench/run.sh installs it)" >&2; exit 1; }
-  done
-  ulimit -n "$(ulimit -Hn)"   # 1,000 connections need more than the usual 1,024 descriptors
+#   prepare_lb NAME ROOT the part of it a script with its own config and backends needs (bench/upload.sh): the temp
+#                        dir T, STARTED with its stop-by-PID trap, this shell on CPU 0, and LB_CMD (publishing ROOT
+#                        when LB_DLL is empty).
 
+prepare_lb() {
+  local name=$1 root=$2
   T=$(mktemp -d "/tmp/lb-$name.XXXXXX")
   STARTED=()
   trap 'for p in "${STARTED[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; sleep 1; for p in "${STARTED[@]}"; do kill -KILL "$p" 2>/dev/null || true; done; rm -rf "$T"' EXIT
@@ -26,6 +22,19 @@ start_one_lb() {
     LB_DLL=$T/publish/lb.dll
   fi
   if [[ $LB_DLL == *.dll ]]; then LB_CMD=(dotnet "$LB_DLL"); else LB_CMD=("$LB_DLL"); fi
+}
+
+start_one_lb() {
+  local name=$1 root here
+  here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+  root=$(cd "$here/../.." && pwd)
+  export PATH=$PATH:/usr/sbin
+  for tool in wrk nginx taskset curl; do
+    command -v $tool >/dev/null || { echo "$name: needs $tool (bench/run.sh installs it)" >&2; exit 1; }
+  done
+  ulimit -n "$(ulimit -Hn)"   # 1,000 connections need more than the usual 1,024 descriptors
+
+  prepare_lb "$name" "$root"
   source "$here/configs.sh"
   write_tls
   write_lb
